@@ -1,0 +1,426 @@
+//! The on-disk layout of the black box, version 1.
+//!
+//! The file is one [`Record`] followed by a ring of [`Breadcrumb`] entries. Every field is a
+//! fixed-width integer or a byte array, so any byte pattern is a valid value of these types: the
+//! reader may copy untrusted bytes into them and then validate, and the writer can fill them with
+//! plain memory stores from a signal handler. Integers are native-endian; the header carries an
+//! endianness mark so a file from a machine of the other endianness is refused rather than
+//! misread. `docs/report-format.md` documents the same layout for other tools.
+//!
+//! Sections written by different parties each carry their own integrity word:
+//!
+//! | section      | written by                     | integrity                                   |
+//! |--------------|--------------------------------|---------------------------------------------|
+//! | `header`     | `install()`                    | CRC-32 of the header                        |
+//! | `session`    | `install()`                    | CRC-32 of the section                       |
+//! | `heartbeat`  | the samplers, repeatedly       | sequence lock (odd while being written)     |
+//! | `panic`      | the panic hook                 | sequence lock                               |
+//! | `shutdown`   | the shutdown coordinator       | sequence lock                               |
+//! | `alloc`      | the budget allocator           | sequence lock                               |
+//! | `end`        | whoever ends the process       | CRC-32, then `state` is stored last         |
+//! | breadcrumbs  | any thread                     | per-entry sequence word                     |
+
+/// The first eight bytes of every black-box file.
+pub const MAGIC: [u8; 8] = *b"CRGDBOX\0";
+/// The layout version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Stored as a native-endian integer; reads back differently on a machine of the other endianness.
+pub const ENDIAN_MARK: u32 = 0x0102_0304;
+
+/// `Record::state`: the file was created but never armed.
+pub const STATE_EMPTY: u32 = 0;
+/// `Record::state`: a process is (or was, if it vanished) running with this black box armed.
+pub const STATE_RUNNING: u32 = 1;
+/// `Record::state`: the `end` section is complete and checksummed.
+pub const STATE_ENDED: u32 = 2;
+
+/// Bytes kept of the application name.
+pub const APP_LEN: usize = 64;
+/// Bytes kept of a path (executable, module).
+pub const PATH_LEN: usize = 256;
+/// Bytes kept of a GNU build id (SHA-1 ids are 20 bytes; some linkers emit up to 32).
+pub const BUILD_ID_LEN: usize = 32;
+/// Bytes kept of the crate version string.
+pub const VERSION_LEN: usize = 16;
+/// Linux thread names are at most 15 bytes plus the terminating NUL.
+pub const THREAD_NAME_LEN: usize = 16;
+/// Loaded modules remembered at install, used to make frame addresses module-relative.
+pub const MAX_MODULES: usize = 48;
+/// Raw instruction pointers kept of the crashing stack.
+pub const MAX_FRAMES: usize = 64;
+/// Bytes kept of a panic message.
+pub const PANIC_MESSAGE_LEN: usize = 1024;
+/// Bytes kept of a panic location (`file:line:column`).
+pub const LOCATION_LEN: usize = 192;
+/// Distinct thread-name groups kept in a census.
+pub const MAX_CENSUS: usize = 32;
+/// Shutdown hooks whose outcome is kept.
+pub const MAX_HOOKS: usize = 16;
+/// Bytes kept of a hook name.
+pub const HOOK_NAME_LEN: usize = 48;
+/// Bytes kept of the free-form detail line in the end section.
+pub const DETAIL_LEN: usize = 256;
+/// Bytes of message text in one breadcrumb.
+pub const BREADCRUMB_TEXT_LEN: usize = 104;
+/// The default number of breadcrumbs in the ring.
+pub const DEFAULT_RING_CAPACITY: u32 = 256;
+/// The fewest breadcrumbs a ring may hold.
+pub const MIN_RING_CAPACITY: u32 = 64;
+/// The most breadcrumbs a ring may hold (keeps a file under 1 MiB).
+pub const MAX_RING_CAPACITY: u32 = 4096;
+
+/// Fixed-size identification of the file; validated before anything else is trusted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// [`ENDIAN_MARK`].
+    pub endian: u32,
+    /// `size_of::<Header>()`.
+    pub header_size: u32,
+    /// `size_of::<Record>()`; the breadcrumb ring starts here.
+    pub record_size: u32,
+    /// Number of entries in the breadcrumb ring.
+    pub ring_capacity: u32,
+    /// `size_of::<Breadcrumb>()`.
+    pub breadcrumb_size: u32,
+    /// Total bytes of the file: `record_size + ring_capacity * breadcrumb_size`.
+    pub file_size: u64,
+    /// CRC-32 of the header with this field zeroed.
+    pub checksum: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// One loaded object (the executable or a shared library) as seen at install.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Module {
+    /// Lowest mapped address of the object (its load bias plus lowest segment address).
+    pub start: u64,
+    /// One past the highest mapped address.
+    pub end: u64,
+    /// The load bias: a frame's file-relative address is `ip - bias`.
+    pub bias: u64,
+    /// Length of the valid prefix of `build_id`.
+    pub build_id_len: u32,
+    /// Length of the valid prefix of `path`.
+    pub path_len: u32,
+    /// GNU build id from the object's `NT_GNU_BUILD_ID` note.
+    pub build_id: [u8; BUILD_ID_LEN],
+    /// Path of the object as the loader names it.
+    pub path: [u8; PATH_LEN],
+}
+
+/// Written once at install; describes the process that armed the black box.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Session {
+    /// Process id.
+    pub pid: u32,
+    /// Number of valid entries in `modules`.
+    pub module_count: u32,
+    /// Wall-clock start time, nanoseconds since the Unix epoch.
+    pub started_at_ns: u64,
+    /// Monotonic clock at start, to compute durations without trusting the wall clock.
+    pub started_mono_ns: u64,
+    /// Length of the valid prefix of `app`.
+    pub app_len: u32,
+    /// Length of the valid prefix of `exe`.
+    pub exe_len: u32,
+    /// Length of the valid prefix of `version`.
+    pub version_len: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Application name given to `Config::new`.
+    pub app: [u8; APP_LEN],
+    /// Path of the executable.
+    pub exe: [u8; PATH_LEN],
+    /// crashguard's version.
+    pub version: [u8; VERSION_LEN],
+    /// Objects loaded at install; index 0 is the executable when it could be found.
+    pub modules: [Module; MAX_MODULES],
+    /// CRC-32 of this section with this field zeroed.
+    pub checksum: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+}
+
+/// The last resource sample; rewritten by the samplers under a sequence lock.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeat {
+    /// Sequence lock: odd while a writer is inside, incremented before and after.
+    pub seq: u32,
+    /// Non-zero once at least one sample was written.
+    pub valid: u32,
+    /// Wall clock of the sample, nanoseconds since the Unix epoch.
+    pub sampled_at_ns: u64,
+    /// Resident set size.
+    pub rss_bytes: u64,
+    /// Live heap bytes counted by `BudgetAllocator`, or `u64::MAX` when not installed.
+    pub heap_bytes: u64,
+    /// Threads in this process.
+    pub threads: u64,
+    /// Memory charged to the process's cgroup, or `u64::MAX` when unknown.
+    pub cgroup_memory_current: u64,
+    /// The cgroup's hard memory limit, or `u64::MAX` when unlimited or unknown.
+    pub cgroup_memory_max: u64,
+    /// The cgroup's `oom_kill` counter, or `u64::MAX` when unknown.
+    pub oom_kill_count: u64,
+    /// The memory budget in force, or `u64::MAX` when none.
+    pub memory_budget: u64,
+    /// The thread budget in force, or `u64::MAX` when none.
+    pub thread_budget: u64,
+}
+
+/// A panic seen by the panic hook; kept even when a signal ends the process afterwards
+/// (`panic = "abort"`), so that the SIGABRT report can carry the message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PanicRecord {
+    /// Sequence lock.
+    pub seq: u32,
+    /// Non-zero once a panic was recorded.
+    pub valid: u32,
+    /// Wall clock of the panic.
+    pub at_ns: u64,
+    /// Kernel thread id of the panicking thread.
+    pub tid: u32,
+    /// Length of the valid prefix of `message`.
+    pub message_len: u32,
+    /// Length of the valid prefix of `location`.
+    pub location_len: u32,
+    /// Number of valid entries in `frames`.
+    pub frame_count: u32,
+    /// Name of the panicking thread.
+    pub thread_name: [u8; THREAD_NAME_LEN],
+    /// The panic payload when it was a string.
+    pub message: [u8; PANIC_MESSAGE_LEN],
+    /// `file:line:column`.
+    pub location: [u8; LOCATION_LEN],
+    /// Raw instruction pointers of the panicking stack.
+    pub frames: [u64; MAX_FRAMES],
+}
+
+/// What one shutdown hook did.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HookRecord {
+    /// One of the `HOOK_*` constants.
+    pub status: u32,
+    /// Length of the valid prefix of `name`.
+    pub name_len: u32,
+    /// How long the hook ran (or had run when the deadline hit), in microseconds.
+    pub duration_us: u64,
+    /// The name given to `on_shutdown`.
+    pub name: [u8; HOOK_NAME_LEN],
+}
+
+/// `HookRecord::status`: not started.
+pub const HOOK_PENDING: u32 = 0;
+/// `HookRecord::status`: returned normally.
+pub const HOOK_OK: u32 = 1;
+/// `HookRecord::status`: panicked.
+pub const HOOK_PANICKED: u32 = 2;
+/// `HookRecord::status`: its own timeout or the grace deadline passed while it ran.
+pub const HOOK_TIMED_OUT: u32 = 3;
+/// `HookRecord::status`: never started because the deadline had passed.
+pub const HOOK_SKIPPED: u32 = 4;
+/// `HookRecord::status`: still running when this record was last written.
+pub const HOOK_RUNNING: u32 = 5;
+
+/// The graceful-shutdown progress; written by the coordinator as it goes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ShutdownRecord {
+    /// Sequence lock.
+    pub seq: u32,
+    /// Non-zero once a shutdown began.
+    pub valid: u32,
+    /// Wall clock when the shutdown was requested.
+    pub requested_at_ns: u64,
+    /// The termination signal that asked for it, or 0 when the application or a budget asked.
+    pub signal: u32,
+    /// `si_pid` of the sender, or 0.
+    pub sender_pid: u32,
+    /// `si_uid` of the sender, or `u32::MAX` when unknown.
+    pub sender_uid: u32,
+    /// One of the `REASON_*` constants.
+    pub reason: u32,
+    /// The grace period, in milliseconds.
+    pub grace_ms: u64,
+    /// Number of valid entries in `hooks`.
+    pub hook_count: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// Hooks in the order they were registered.
+    pub hooks: [HookRecord; MAX_HOOKS],
+}
+
+/// `ShutdownRecord::reason`: a termination signal.
+pub const REASON_SIGNAL: u32 = 1;
+/// `ShutdownRecord::reason`: the application called `request_shutdown` or `exit`.
+pub const REASON_APP: u32 = 2;
+/// `ShutdownRecord::reason`: the memory budget's hard threshold.
+pub const REASON_MEMORY: u32 = 3;
+/// `ShutdownRecord::reason`: the thread budget's hard threshold.
+pub const REASON_THREADS: u32 = 4;
+/// `ShutdownRecord::reason`: a panic under `PanicPolicy::ExitProcess`.
+pub const REASON_PANIC: u32 = 5;
+
+/// The most recent allocation the budget allocator refused (or the inner allocator failed).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct AllocFailure {
+    /// Sequence lock.
+    pub seq: u32,
+    /// Non-zero once a failure was recorded.
+    pub valid: u32,
+    /// Wall clock of the failure.
+    pub at_ns: u64,
+    /// Bytes requested.
+    pub request_bytes: u64,
+    /// Requested alignment.
+    pub align: u64,
+    /// Live heap bytes when the request came.
+    pub live_bytes: u64,
+    /// The hard budget, or `u64::MAX` when the inner allocator itself failed.
+    pub budget_bytes: u64,
+    /// Kernel thread id of the requesting thread.
+    pub tid: u32,
+    /// Non-zero when the budget refused; zero when the inner allocator returned null.
+    pub by_budget: u32,
+}
+
+/// One group of a thread census: threads sharing a name once trailing digits are dropped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CensusEntry {
+    /// Threads in this group.
+    pub count: u32,
+    /// Length of the valid prefix of `name`.
+    pub name_len: u32,
+    /// The group's name, e.g. `worker-` for `worker-1`, `worker-2`, ...
+    pub name: [u8; THREAD_NAME_LEN],
+}
+
+/// How the process ended; complete only when `Record::state` is [`STATE_ENDED`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct End {
+    /// One of the `OUTCOME_*` constants.
+    pub outcome: u32,
+    /// The exit status the process ends with: an exit code, or `128 + signal` when re-raised.
+    pub exit_code: u32,
+    /// Wall clock of the end.
+    pub ended_at_ns: u64,
+    /// Monotonic clock of the end.
+    pub ended_mono_ns: u64,
+    /// Signal number, or 0.
+    pub signal: u32,
+    /// `si_code`.
+    pub si_code: i32,
+    /// `si_addr` for fault signals.
+    pub fault_address: u64,
+    /// `si_pid` when the signal was sent by a process.
+    pub sender_pid: u32,
+    /// `si_uid` when the signal was sent by a process, else `u32::MAX`.
+    pub sender_uid: u32,
+    /// Kernel thread id of the thread that ended the process.
+    pub tid: u32,
+    /// Non-zero when the fault address lay in a thread's stack guard region.
+    pub stack_overflow: u32,
+    /// Name of that thread.
+    pub thread_name: [u8; THREAD_NAME_LEN],
+    /// Number of valid entries in `frames`.
+    pub frame_count: u32,
+    /// Number of valid entries in `census`.
+    pub census_count: u32,
+    /// Raw instruction pointers, innermost first.
+    pub frames: [u64; MAX_FRAMES],
+    /// Threads in the process at the end, or 0 when not counted.
+    pub census_total: u32,
+    /// Length of the valid prefix of `detail`.
+    pub detail_len: u32,
+    /// Threads grouped by name.
+    pub census: [CensusEntry; MAX_CENSUS],
+    /// A free-form line: which limit was hit, which hook overran, ...
+    pub detail: [u8; DETAIL_LEN],
+    /// CRC-32 of this section with this field zeroed.
+    pub checksum: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// `End::outcome` values; the numbering is part of the file format.
+pub const OUTCOME_CLEAN_EXIT: u32 = 1;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_FATAL_SIGNAL: u32 = 2;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_PANIC: u32 = 3;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_MEMORY_BUDGET: u32 = 4;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_THREAD_BUDGET: u32 = 5;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_SHUTDOWN_TIMEOUT: u32 = 6;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_FORCED_SHUTDOWN: u32 = 7;
+/// See [`OUTCOME_CLEAN_EXIT`].
+pub const OUTCOME_HANDLER_FAILURE: u32 = 8;
+
+/// The whole fixed part of a black-box file.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Record {
+    /// Identification; see [`Header`].
+    pub header: Header,
+    /// [`STATE_EMPTY`], [`STATE_RUNNING`] or [`STATE_ENDED`]; stored last.
+    pub state: u32,
+    /// Kernel thread id of the party that claimed the `end` section; first claim wins.
+    pub claim: u32,
+    /// See [`Session`].
+    pub session: Session,
+    /// See [`Heartbeat`].
+    pub heartbeat: Heartbeat,
+    /// See [`PanicRecord`].
+    pub panic: PanicRecord,
+    /// See [`ShutdownRecord`].
+    pub shutdown: ShutdownRecord,
+    /// See [`AllocFailure`].
+    pub alloc: AllocFailure,
+    /// See [`End`].
+    pub end: End,
+}
+
+/// One breadcrumb in the ring that follows the [`Record`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Breadcrumb {
+    /// `2 * n + 1` while the writer of the n-th breadcrumb is inside, `2 * n + 2` when done;
+    /// 0 for a slot never written. `n` orders breadcrumbs across wrap-around.
+    pub seq: u64,
+    /// Wall clock, nanoseconds since the Unix epoch.
+    pub at_ns: u64,
+    /// Kernel thread id of the writer.
+    pub tid: u32,
+    /// Length of the valid prefix of `text`.
+    pub len: u32,
+    /// The message, truncated at a UTF-8 boundary.
+    pub text: [u8; BREADCRUMB_TEXT_LEN],
+}
+
+/// The file size for a ring of `capacity` breadcrumbs.
+pub const fn file_size(capacity: u32) -> usize {
+    size_of::<Record>() + capacity as usize * size_of::<Breadcrumb>()
+}
+
+// The layout is part of the file format: make accidental changes a compile error.
+const _: () = assert!(size_of::<Header>() == 48);
+const _: () = assert!(size_of::<Breadcrumb>() == 128);
+const _: () = assert!(size_of::<Record>() % 8 == 0);
+const _: () = assert!(file_size(DEFAULT_RING_CAPACITY) <= 256 * 1024);

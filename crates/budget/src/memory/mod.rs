@@ -1,0 +1,1 @@
+//! Memory budget (owned by the memory helper).

@@ -1,0 +1,1 @@
+//! Thread budget (owned by the thread helper).
