@@ -422,5 +422,5 @@ pub const fn file_size(capacity: u32) -> usize {
 // The layout is part of the file format: make accidental changes a compile error.
 const _: () = assert!(size_of::<Header>() == 48);
 const _: () = assert!(size_of::<Breadcrumb>() == 128);
-const _: () = assert!(size_of::<Record>() % 8 == 0);
+const _: () = assert!(size_of::<Record>().is_multiple_of(8));
 const _: () = assert!(file_size(DEFAULT_RING_CAPACITY) <= 256 * 1024);

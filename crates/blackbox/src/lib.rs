@@ -1,1 +1,69 @@
-//! placeholder
+//! The crashguard black box: a preallocated, file-backed record of how a process ended.
+//!
+//! At install, [`open`] takes a free slot in the report directory (an `flock`ed file, so several
+//! processes can share one directory), reads what the slot's previous owner left there, and maps
+//! a fresh record. From then on the process writes into it only with memory stores — breadcrumbs,
+//! resource heartbeats, a panic, the shutdown's progress, and finally the `end` section followed
+//! by the state word. Because the mapping is shared with the file, what was written survives a
+//! crash of the process; the next run decodes it with [`decode`].
+//!
+//! # Async-signal safety
+//!
+//! Every method of [`BlackBox`] reachable from a signal handler or a global allocator is
+//! documented `Async-signal-safe.`: it performs only atomic operations and plain stores into the
+//! mapping, and the helpers in [`assafe`] make only raw syscalls. Nothing on that path allocates,
+//! locks or panics. Opening, decoding and storing reports allocate freely and must not be called
+//! from a handler.
+//!
+//! # Limitations
+//!
+//! - Linux is the target. Other Unixes build, but loaded modules are not enumerated (frames stay
+//!   absolute addresses) and thread names are empty.
+//! - The record is native-endian; a file from a machine of the other endianness is refused.
+//! - The mapping is never unmapped: a handler may hold a reference until the process ends. A
+//!   disarmed box costs its file size in address space.
+//! - Surviving power loss needs the page cache flushed; the writer never calls `msync` on the
+//!   crash path (it is not async-signal-safe), so a power cut may lose the last record.
+//!
+//! # Examples
+//!
+//! ```
+//! # let dir = std::env::temp_dir().join(format!("cg-doc-{}", std::process::id()));
+//! use crashguard_blackbox::{open, Options, layout};
+//! let opened = open(&dir, &Options { app: "doc".into(), ring_capacity: 64 })?;
+//! let path = opened.blackbox.path().to_owned();
+//! opened.blackbox.breadcrumb("hello");
+//! let report = crashguard_blackbox::decode(&std::fs::read(&path)?)?;
+//! assert_eq!(report.outcome, crashguard_blackbox::Outcome::KilledWithoutWarning);
+//! assert_eq!(report.breadcrumbs[0].message, "hello");
+//! # let _ = layout::MAGIC;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod assafe;
+mod crc;
+mod decode;
+mod error;
+mod exit_code;
+pub mod layout;
+pub mod modules;
+mod names;
+mod open;
+mod report;
+mod store;
+mod sys;
+mod sys_modules;
+pub mod time;
+pub mod verdict;
+mod writer;
+
+pub use crc::crc32;
+pub use decode::{DecodeError, decode, decode_header, signal_info};
+pub use error::Error;
+pub use exit_code::ExitCode;
+pub use names::{code_is_sent, code_name, signal_name};
+pub use open::{MAX_SLOTS, Opened, Options, ensure_private_dir, open, validate_app};
+pub use report::*;
+pub use store::{Retention, StoredReport, list_reports, read_report, reports_dir, write_report};
+pub use writer::{BlackBox, EndWriter, active};

@@ -1,0 +1,85 @@
+//! The black-box crate's errors.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a black box could not be opened, armed, or a report stored.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The report directory could not be created or opened.
+    ReportDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// The report directory (or a file in it) is a symbolic link; crashguard refuses to follow
+    /// links there so that a crash cannot be made to write elsewhere.
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+    /// The report directory exists but is not a directory.
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Every slot of the directory is held by a live process.
+    NoFreeSlot {
+        /// The directory.
+        path: PathBuf,
+        /// How many slots there are.
+        slots: u32,
+    },
+    /// A black-box or report file could not be read, written or mapped.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A black box is already armed in this process.
+    AlreadyArmed,
+    /// An option is out of range.
+    InvalidOption {
+        /// Which option.
+        name: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ReportDir { path, .. } => {
+                write!(f, "cannot use report directory {}", path.display())
+            }
+            Error::Symlink { path } => {
+                write!(f, "refusing to follow symbolic link {}", path.display())
+            }
+            Error::NotADirectory { path } => {
+                write!(f, "report directory {} is not a directory", path.display())
+            }
+            Error::NoFreeSlot { path, slots } => write!(
+                f,
+                "all {slots} black-box slots in {} are held by running processes",
+                path.display()
+            ),
+            Error::File { path, .. } => write!(f, "cannot use file {}", path.display()),
+            Error::AlreadyArmed => f.write_str("a black box is already armed in this process"),
+            Error::InvalidOption { name, reason } => write!(f, "invalid {name}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ReportDir { source, .. } | Error::File { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Creating the black box at install: the report directory, a slot that no other live process
+//! holds, the previous contents of that slot, and the fresh mapping.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::layout::*;
+use crate::report::Report;
+use crate::writer::BlackBox;
+use crate::{DecodeError, assafe, crc, sys};
+
+/// How many processes may share one report directory and application name.
+pub const MAX_SLOTS: u32 = 16;
+
+/// Options for [`open`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Application name; part of the file names, so restricted to `[A-Za-z0-9._-]`.
+    pub app: String,
+    /// Breadcrumbs kept in the ring.
+    pub ring_capacity: u32,
+}
+
+/// What [`open`] found and made.
+#[derive(Debug)]
+pub struct Opened {
+    /// The fresh black box, not yet armed.
+    pub blackbox: BlackBox,
+    /// What the slot held from an earlier run: a report, a decoding error for a corrupt file, or
+    /// `None` for a fresh slot or one the previous run closed cleanly without a report worth
+    /// keeping (it is still returned: callers decide).
+    pub previous: Option<Result<Report, DecodeError>>,
+}
+
+/// Validates an application name for use in file names.
+pub fn validate_app(app: &str) -> Result<(), Error> {
+    let ok = !app.is_empty()
+        && app.len() <= APP_LEN
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !app.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidOption {
+            name: "app name",
+            reason: format!(
+                "{app:?} must be 1-{APP_LEN} characters of [A-Za-z0-9._-], not starting with '.'"
+            ),
+        })
+    }
+}
+
+/// Creates `dir` (mode 0700) if needed and checks that it is a real, writable directory.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::Symlink {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(m) if !m.is_dir() => {
+            return Err(Error::NotADirectory {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| Error::ReportDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+        }
+        Err(source) => {
+            return Err(Error::ReportDir {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    }
+    // Tighten a directory someone else created with a wider mode; failure (not the owner) is
+    // caught by the write probe below only if it also cannot be written.
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    Ok(())
+}
+
+/// Opens a free slot in `<dir>/blackbox/`, reads what it held, and prepares a fresh box.
+pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
+    validate_app(&opts.app)?;
+    if !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&opts.ring_capacity) {
+        return Err(Error::InvalidOption {
+            name: "breadcrumb capacity",
+            reason: format!(
+                "{} is outside {MIN_RING_CAPACITY}..={MAX_RING_CAPACITY}",
+                opts.ring_capacity
+            ),
+        });
+    }
+    ensure_private_dir(dir)?;
+    let boxes = dir.join("blackbox");
+    ensure_private_dir(&boxes)?;
+
+    for slot in 0..MAX_SLOTS {
+        let path = boxes.join(format!("{}.{slot}.box", opts.app));
+        let fd = match sys::open_private(&path) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path }),
+            Err(source) => return Err(Error::File { path, source }),
+        };
+        if !sys::try_lock(&fd).map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })? {
+            continue;
+        }
+        let previous = read_previous(&fd, &path)?;
+        let len = file_size(opts.ring_capacity);
+        // Truncate to zero first so every byte of the new layout starts out zero.
+        sys::set_len(&fd, 0).map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })?;
+        sys::set_len(&fd, len as u64).map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })?;
+        let base = sys::map_shared(&fd, len).map_err(|source| Error::File {
+            path: path.clone(),
+            source,
+        })?;
+        // SAFETY: `base` maps `len` bytes of the file for the rest of the process (never unmapped).
+        unsafe { initialise(base, opts) };
+        // SAFETY: as above; the mapping is large enough for the record and its ring.
+        let blackbox = unsafe { BlackBox::from_mapping(base, opts.ring_capacity, path, slot, fd) };
+        return Ok(Opened { blackbox, previous });
+    }
+    Err(Error::NoFreeSlot {
+        path: boxes,
+        slots: MAX_SLOTS,
+    })
+}
+
+fn read_previous(
+    fd: &std::os::fd::OwnedFd,
+    path: &Path,
+) -> Result<Option<Result<Report, DecodeError>>, Error> {
+    let mut file = fs::File::from(fd.try_clone().map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })?);
+    // A black box is well under 1 MiB; refuse to read more from a file someone grew.
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(4 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        })?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(crate::decode(&bytes)))
+}
+
+/// Writes the header and session, then arms the state word.
+///
+/// # Safety
+///
+/// `base` must point to a zeroed, writable mapping of `file_size(opts.ring_capacity)` bytes.
+unsafe fn initialise(base: *mut u8, opts: &Options) {
+    let rec = base.cast::<Record>();
+    // SAFETY: the caller guarantees the mapping holds a whole Record, and nobody else sees it yet.
+    let r = unsafe { &mut *rec };
+    r.header = Header {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        endian: ENDIAN_MARK,
+        header_size: size_of::<Header>() as u32,
+        record_size: size_of::<Record>() as u32,
+        ring_capacity: opts.ring_capacity,
+        breadcrumb_size: size_of::<Breadcrumb>() as u32,
+        file_size: file_size(opts.ring_capacity) as u64,
+        checksum: 0,
+        reserved: 0,
+    };
+    r.header.checksum = checksum_of(&r.header);
+    let s = &mut r.session;
+    s.pid = std::process::id();
+    s.started_at_ns = assafe::now_realtime_ns();
+    s.started_mono_ns = assafe::now_monotonic_ns();
+    s.app_len = assafe::copy_bytes(&mut s.app, opts.app.as_bytes());
+    let exe = std::env::current_exe()
+        .map(PathBuf::into_os_string)
+        .unwrap_or_default();
+    let exe = std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str());
+    s.exe_len = assafe::copy_bytes(&mut s.exe, exe);
+    s.version_len = assafe::copy_bytes(&mut s.version, env!("CARGO_PKG_VERSION").as_bytes());
+    s.module_count = crate::modules::capture(&mut s.modules, exe);
+    s.checksum = 0;
+    s.checksum = checksum_of(s);
+    // Heartbeat fields that mean "unknown" are all-ones, not zero.
+    let h = &mut r.heartbeat;
+    h.heap_bytes = u64::MAX;
+    h.cgroup_memory_current = u64::MAX;
+    h.cgroup_memory_max = u64::MAX;
+    h.oom_kill_count = u64::MAX;
+    h.memory_budget = u64::MAX;
+    h.thread_budget = u64::MAX;
+    r.shutdown.sender_uid = u32::MAX;
+    r.end.sender_uid = u32::MAX;
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+    r.state = STATE_RUNNING;
+}
+
+fn checksum_of<T>(v: &T) -> u32 {
+    // The checksum field is zero when this is called.
+    // SAFETY: `v` lives in the zero-filled mapping, so all its bytes (padding included) are
+    // initialised; the slice covers exactly the value.
+    let bytes = unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) };
+    crc::crc32(bytes)
+}

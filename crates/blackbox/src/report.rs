@@ -1,0 +1,361 @@
+//! The report: what a black box says about how a run ended, in the JSON form documented in
+//! `docs/report-format.md` (`schema_version` 1). `crashguard show --json` prints the same form.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this crate writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The process exited normally or finished a graceful shutdown in time.
+    CleanExit,
+    /// A fatal signal (SIGSEGV, SIGABRT, ...) ended it.
+    FatalSignal,
+    /// An unhandled panic ended it.
+    Panic,
+    /// The memory budget ended it.
+    MemoryBudget,
+    /// The thread budget ended it.
+    ThreadBudget,
+    /// Graceful shutdown missed its deadline.
+    ShutdownTimeout,
+    /// A second termination signal cut the shutdown short.
+    ForcedShutdown,
+    /// The process vanished without any handler running: SIGKILL, the OOM killer, power loss.
+    KilledWithoutWarning,
+    /// The crash handler itself faulted or timed out.
+    HandlerFailure,
+}
+
+impl Outcome {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::CleanExit => "clean_exit",
+            Outcome::FatalSignal => "fatal_signal",
+            Outcome::Panic => "panic",
+            Outcome::MemoryBudget => "memory_budget",
+            Outcome::ThreadBudget => "thread_budget",
+            Outcome::ShutdownTimeout => "shutdown_timeout",
+            Outcome::ForcedShutdown => "forced_shutdown",
+            Outcome::KilledWithoutWarning => "killed_without_warning",
+            Outcome::HandlerFailure => "handler_failure",
+        }
+    }
+
+    /// Whether this outcome is worth an operator's attention.
+    pub fn is_abnormal(self) -> bool {
+        self != Outcome::CleanExit
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The signal that ended the run (or asked it to shut down).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalInfo {
+    /// Signal number.
+    pub number: u32,
+    /// `SIGSEGV`, ...; empty when unknown.
+    pub name: String,
+    /// `si_code`.
+    pub code: i32,
+    /// `SEGV_MAPERR`, `SI_USER`, ...; empty when unknown.
+    pub code_name: String,
+    /// The faulting address for SIGSEGV, SIGBUS, SIGILL and SIGFPE, as `0x...`.
+    pub fault_address: Option<String>,
+    /// The sending process, when the signal was sent (`kill`, `tgkill`, `sigqueue`).
+    pub sender_pid: Option<u32>,
+    /// The sending user, when the signal was sent.
+    pub sender_uid: Option<u32>,
+}
+
+/// A thread, by kernel id and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadInfo {
+    /// Kernel thread id.
+    pub tid: u32,
+    /// Thread name (at most 15 bytes on Linux).
+    pub name: String,
+}
+
+/// A panic's message and location.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicInfo {
+    /// The payload, when it was a string.
+    pub message: String,
+    /// `file:line:column`.
+    pub location: String,
+    /// The panicking thread.
+    pub thread: Option<ThreadInfo>,
+}
+
+/// One stack frame. Raw fields come from the black box; `symbol`, `file` and `line` are filled by
+/// symbolization after the fact (by the next run or the CLI).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The absolute instruction pointer, as `0x...`.
+    pub ip: String,
+    /// Path of the module containing it, when known.
+    pub module: Option<String>,
+    /// Offset of `ip` from the module's load bias, as `0x...`: the address to look up in the file.
+    pub offset: Option<String>,
+    /// Build id of the module, hex, when known.
+    pub build_id: Option<String>,
+    /// Demangled function name.
+    pub symbol: Option<String>,
+    /// Source file.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+}
+
+/// One breadcrumb.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreadcrumbInfo {
+    /// RFC 3339 UTC time.
+    pub at: String,
+    /// Kernel thread id of the writer.
+    pub thread: u32,
+    /// The message.
+    pub message: String,
+}
+
+/// The last resource sample before the end.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Resident set size.
+    pub rss_bytes: Option<u64>,
+    /// Live heap bytes counted by `BudgetAllocator`.
+    pub heap_bytes: Option<u64>,
+    /// Threads in the process.
+    pub threads: Option<u64>,
+    /// Memory charged to the cgroup.
+    pub cgroup_memory_current: Option<u64>,
+    /// The cgroup's memory limit.
+    pub cgroup_memory_max: Option<u64>,
+    /// The cgroup's `oom_kill` counter.
+    pub oom_kill_count: Option<u64>,
+    /// The memory budget in force.
+    pub memory_budget: Option<u64>,
+    /// The thread budget in force.
+    pub thread_budget: Option<u64>,
+    /// RFC 3339 UTC time of the sample.
+    pub sampled_at: String,
+}
+
+/// The allocation that the memory budget refused (or that the allocator failed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationInfo {
+    /// Bytes requested.
+    pub request_bytes: u64,
+    /// Alignment requested.
+    pub align: u64,
+    /// Live heap bytes at the time.
+    pub live_bytes: u64,
+    /// The hard budget, or `None` when the inner allocator itself failed.
+    pub budget_bytes: Option<u64>,
+    /// The requesting thread.
+    pub tid: u32,
+    /// RFC 3339 UTC time.
+    pub at: String,
+}
+
+/// One shutdown hook's fate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookInfo {
+    /// Name given to `on_shutdown`.
+    pub name: String,
+    /// `ok`, `panicked`, `timed_out`, `skipped`, `running` or `pending`.
+    pub status: String,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: f64,
+}
+
+/// The graceful shutdown, when one began.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShutdownInfo {
+    /// `signal`, `app`, `memory_budget`, `thread_budget` or `panic`.
+    pub reason: String,
+    /// The termination signal, when a signal asked.
+    pub signal: Option<SignalInfo>,
+    /// RFC 3339 UTC time of the request.
+    pub requested_at: String,
+    /// The grace period, in milliseconds.
+    pub grace_ms: u64,
+    /// Hooks in registration order.
+    pub hooks: Vec<HookInfo>,
+}
+
+/// A thread-name group of a census.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CensusGroup {
+    /// Threads whose names differ only in trailing digits share a group (`worker-`).
+    pub name: String,
+    /// Threads in the group.
+    pub count: u32,
+}
+
+/// Threads alive when the run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadCensus {
+    /// All threads counted.
+    pub total: u32,
+    /// The largest groups, largest first.
+    pub groups: Vec<CensusGroup>,
+}
+
+/// A loaded module, as captured at install.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// Path.
+    pub path: String,
+    /// Build id, hex.
+    pub build_id: Option<String>,
+    /// Lowest mapped address, `0x...`.
+    pub start: String,
+    /// Load bias, `0x...`.
+    pub bias: String,
+}
+
+/// Everything known about how one run ended. See `docs/report-format.md`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Application name given to `Config::new`.
+    pub app: String,
+    /// Process id of the run.
+    pub pid: u32,
+    /// RFC 3339 UTC start time.
+    pub started_at: String,
+    /// RFC 3339 UTC end time, when the end was recorded.
+    pub ended_at: Option<String>,
+    /// How the run ended.
+    pub outcome: Outcome,
+    /// The exit status the run ended with (exit code, or `128 + n` for a signal), when known.
+    pub exit_code: Option<u32>,
+    /// The fatal signal, when one ended the run.
+    pub signal: Option<SignalInfo>,
+    /// The thread that ended the run.
+    pub thread: Option<ThreadInfo>,
+    /// Whether the fatal signal was a stack overflow.
+    pub stack_overflow: bool,
+    /// The panic, when one was recorded (also for `panic = "abort"` runs ending in SIGABRT).
+    pub panic: Option<PanicInfo>,
+    /// The crashing (or panicking) stack, innermost first.
+    pub backtrace: Vec<Frame>,
+    /// The last breadcrumbs, oldest first.
+    pub breadcrumbs: Vec<BreadcrumbInfo>,
+    /// The last resource heartbeat.
+    pub resources: Option<Resources>,
+    /// The allocation that exhausted the memory budget.
+    pub allocation: Option<AllocationInfo>,
+    /// The graceful shutdown, when one began.
+    pub shutdown: Option<ShutdownInfo>,
+    /// Threads alive at the end, when counted.
+    pub threads: Option<ThreadCensus>,
+    /// A free-form line from whoever ended the run (the limit hit, the hook that overran, ...).
+    pub detail: Option<String>,
+    /// For `killed_without_warning`: the most likely cause given the last heartbeat.
+    pub verdict: Option<String>,
+    /// Build id of the executable, hex.
+    pub build_id: Option<String>,
+    /// Path of the executable.
+    pub executable: Option<String>,
+    /// Loaded modules at install.
+    pub modules: Vec<ModuleInfo>,
+    /// crashguard's version in the run.
+    pub crashguard_version: String,
+}
+
+impl Report {
+    /// Seconds the run lasted, when both ends are known.
+    pub fn uptime_secs(&self) -> Option<f64> {
+        let start = crate::time::parse_rfc3339_ns(&self.started_at)?;
+        let end = crate::time::parse_rfc3339_ns(self.ended_at.as_deref()?)?;
+        Some(end.saturating_sub(start) as f64 / 1e9)
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json_pretty(&self) -> String {
+        // Serialising plain data with string map keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for Report {
+    /// One line: who died of what, where, and the last thing it said.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {}) ", self.app, self.pid)?;
+        match self.outcome {
+            Outcome::CleanExit => f.write_str("exited cleanly")?,
+            Outcome::FatalSignal => {
+                f.write_str("died of ")?;
+                if let Some(s) = &self.signal {
+                    f.write_str(if s.name.is_empty() {
+                        "an unknown signal"
+                    } else {
+                        &s.name
+                    })?;
+                    if !s.code_name.is_empty() {
+                        write!(f, " ({}", s.code_name)?;
+                        if let Some(a) = &s.fault_address {
+                            write!(f, " at {a}")?;
+                        }
+                        f.write_str(")")?;
+                    }
+                    if let Some(pid) = s.sender_pid {
+                        write!(f, " sent by pid {pid}")?;
+                    }
+                }
+                if self.stack_overflow {
+                    f.write_str(": stack overflow")?;
+                }
+            }
+            Outcome::Panic => f.write_str("panicked")?,
+            Outcome::MemoryBudget => f.write_str("ran out of its memory budget")?,
+            Outcome::ThreadBudget => f.write_str("ran out of its thread budget")?,
+            Outcome::ShutdownTimeout => f.write_str("missed its shutdown deadline")?,
+            Outcome::ForcedShutdown => {
+                f.write_str("was forced down by a second termination signal")?
+            }
+            Outcome::KilledWithoutWarning => f.write_str("was killed without warning")?,
+            Outcome::HandlerFailure => f.write_str("crashed inside its crash handler")?,
+        }
+        if let Some(t) = &self.thread {
+            write!(f, " on thread '{}' ({})", t.name, t.tid)?;
+        }
+        if let Some(p) = &self.panic {
+            write!(f, ": '{}' at {}", p.message, p.location)?;
+        }
+        if let Some(a) = &self.allocation {
+            write!(
+                f,
+                ": request of {} bytes with {} live",
+                a.request_bytes, a.live_bytes
+            )?;
+        }
+        if let Some(v) = &self.verdict {
+            write!(f, " ({v})")?;
+        }
+        if let Some(code) = self.exit_code {
+            write!(f, ", exit status {code}")?;
+        }
+        if let Some(secs) = self.uptime_secs() {
+            write!(f, " after {secs:.1} s")?;
+        }
+        if let Some(b) = self.breadcrumbs.last() {
+            write!(f, "; last breadcrumb: \"{}\"", b.message)?;
+        }
+        Ok(())
+    }
+}

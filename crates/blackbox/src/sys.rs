@@ -1,0 +1,161 @@
+//! The platform layer: the only module that talks to libc.
+//!
+//! Linux is the target. On other Unixes the same functions exist with reduced fidelity:
+//! thread ids come from `pthread_self`, thread names may be empty, and loaded modules are not
+//! enumerated (frames are then recorded as absolute addresses).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// Which clock to read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Clock {
+    Realtime,
+    Monotonic,
+}
+
+/// Async-signal-safe.
+pub(crate) fn clock_ns(clock: Clock) -> u64 {
+    let id = match clock {
+        Clock::Realtime => libc::CLOCK_REALTIME,
+        Clock::Monotonic => libc::CLOCK_MONOTONIC,
+    };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer; it is on the POSIX
+    // async-signal-safe list.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: gettid has no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+/// Async-signal-safe.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn gettid() -> u32 {
+    // SAFETY: pthread_self has no preconditions; the value is only used as an identifier.
+    (unsafe { libc::pthread_self() }) as usize as u32
+}
+
+/// Async-signal-safe.
+#[cfg(target_os = "linux")]
+pub(crate) fn thread_name(out: &mut [u8; 16]) -> usize {
+    *out = [0; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into the buffer we pass.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            out.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if rc != 0 {
+        return 0;
+    }
+    out.iter().position(|&b| b == 0).unwrap_or(out.len())
+}
+
+/// Async-signal-safe.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn thread_name(out: &mut [u8; 16]) -> usize {
+    *out = [0; 16];
+    0
+}
+
+/// Async-signal-safe.
+pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: write reads `bytes.len()` bytes from a valid slice; it is async-signal-safe.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+        bytes = bytes.get(n as usize..).unwrap_or(&[]);
+    }
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Opens (creating with mode 0600) a regular file for reading and writing, refusing symlinks.
+pub(crate) fn open_private(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstring(path)?;
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c` is a valid NUL-terminated path; open returns a new descriptor or -1.
+    let fd = unsafe { libc::open(c.as_ptr(), flags, 0o600 as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by open and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Takes an exclusive, non-blocking `flock`. `Ok(false)` when another process holds it.
+pub(crate) fn try_lock(fd: &OwnedFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    let rc = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Maps `len` bytes of `fd` shared and writable.
+pub(crate) fn map_shared(fd: &OwnedFd, len: usize) -> io::Result<*mut u8> {
+    // SAFETY: a fresh shared mapping of a file we own, at an address the kernel picks; the file
+    // was sized to at least `len` by the caller.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
+/// Sets the file's length (zero-filling anything new).
+pub(crate) fn set_len(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    // SAFETY: ftruncate on a descriptor we own.
+    let rc = unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

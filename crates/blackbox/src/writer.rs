@@ -1,0 +1,350 @@
+//! The async-signal-safe writer: every method here is a handful of memory stores into the
+//! mapping made at install, ordered so that a reader after a crash sees either the old or the new
+//! value of a section, never a mix it would trust.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+use crate::assafe;
+use crate::crc;
+use crate::layout::{
+    AllocFailure, Breadcrumb, End, Heartbeat, PanicRecord, Record, STATE_ENDED, ShutdownRecord,
+};
+
+/// The black box armed in this process, if any. Set once by [`BlackBox::arm`] and never freed:
+/// a signal handler on another thread may be reading it at any moment.
+static ACTIVE: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The black box armed in this process, if any.
+///
+/// Async-signal-safe.
+pub fn active() -> Option<&'static BlackBox> {
+    let p = ACTIVE.load(Ordering::Acquire);
+    // SAFETY: ACTIVE only ever holds null or a pointer obtained from `Box::leak`, which is never
+    // freed, so a non-null value is valid for 'static.
+    unsafe { p.as_ref() }
+}
+
+/// A mapped, armed black-box file. Created by [`crate::open`]; lives for the rest of the process
+/// once armed.
+#[derive(Debug)]
+pub struct BlackBox {
+    base: *mut Record,
+    ring: *mut Breadcrumb,
+    ring_capacity: u32,
+    next_crumb: AtomicU64,
+    path: PathBuf,
+    slot: u32,
+    /// Holds the `flock` that reserves this slot for the life of the process; closing it (at
+    /// exit, or by the kernel on a crash) releases the slot.
+    _lock: OwnedFd,
+}
+
+// SAFETY: the mapping is shared memory written only through the atomic protocols below
+// (sequence locks, the end claim, per-entry breadcrumb sequence words); the raw pointers are
+// valid for the life of the process.
+unsafe impl Send for BlackBox {}
+// SAFETY: as above; all `&self` methods coordinate through atomics in the mapping.
+unsafe impl Sync for BlackBox {}
+
+impl BlackBox {
+    /// Wraps a mapping prepared by [`crate::open`].
+    ///
+    /// # Safety
+    ///
+    /// `base` must point to a writable shared mapping of at least
+    /// `layout::file_size(ring_capacity)` bytes that stays mapped for the life of the process.
+    pub(crate) unsafe fn from_mapping(
+        base: *mut u8,
+        ring_capacity: u32,
+        path: PathBuf,
+        slot: u32,
+        lock: OwnedFd,
+    ) -> Self {
+        // SAFETY: the caller guarantees the mapping is large enough for the record plus ring.
+        let ring = unsafe { base.add(size_of::<Record>()) }.cast::<Breadcrumb>();
+        Self {
+            base: base.cast(),
+            ring,
+            ring_capacity,
+            next_crumb: AtomicU64::new(0),
+            path,
+            slot,
+            _lock: lock,
+        }
+    }
+
+    /// Makes this black box the process's active one and returns the `'static` reference that
+    /// signal handlers and the allocator use. Fails (returning the box) if one is armed already.
+    pub fn arm(self) -> Result<&'static BlackBox, BlackBox> {
+        let leaked: &'static mut BlackBox = Box::leak(Box::new(self));
+        let p: *mut BlackBox = leaked;
+        match ACTIVE.compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(leaked),
+            // SAFETY: `p` came from Box::leak just above and was never published.
+            Err(_) => Err(*unsafe { Box::from_raw(p) }),
+        }
+    }
+
+    /// Withdraws this black box from [`active`], so that a later `install()` may arm a new
+    /// one. The mapping itself stays: a handler may still hold the reference.
+    pub fn disarm(&'static self) {
+        let me = self as *const BlackBox as *mut BlackBox;
+        let _ = ACTIVE.compare_exchange(
+            me,
+            std::ptr::null_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Path of the black-box file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Which slot of the report directory this process holds.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Number of breadcrumbs the ring holds.
+    pub fn ring_capacity(&self) -> u32 {
+        self.ring_capacity
+    }
+
+    fn atomic_u32(&self, field: *mut u32) -> &AtomicU32 {
+        // SAFETY: `field` points into the live, suitably aligned mapping (all u32 fields of the
+        // repr(C) record are 4-aligned and the mapping is page-aligned); every concurrent access
+        // to such a field goes through an atomic.
+        unsafe { AtomicU32::from_ptr(field) }
+    }
+
+    /// Records one breadcrumb; lock-free and wait-free, safe from any thread and from signal
+    /// handlers. Messages longer than the slot are truncated at a character boundary.
+    ///
+    /// Async-signal-safe.
+    pub fn breadcrumb(&self, msg: &str) {
+        if self.ring_capacity == 0 {
+            return;
+        }
+        let n = self.next_crumb.fetch_add(1, Ordering::Relaxed);
+        let idx = (n % u64::from(self.ring_capacity)) as usize;
+        // SAFETY: idx < ring_capacity, and the ring holds ring_capacity entries.
+        let entry = unsafe { self.ring.add(idx) };
+        // SAFETY: `seq` is the first field of the 8-aligned entry inside the mapping; all
+        // concurrent accesses to it are atomic.
+        let seq = unsafe { AtomicU64::from_ptr(&raw mut (*entry).seq) };
+        seq.store(2 * n + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: the entry is in the mapping; a writer that lapped us would have to wrap the
+        // whole ring during this store, and the reader detects that through `seq`.
+        unsafe {
+            (*entry).at_ns = assafe::now_realtime_ns();
+            (*entry).tid = assafe::gettid();
+            (*entry).len = assafe::copy_bytes(&mut (*entry).text, msg.as_bytes());
+        }
+        seq.store(2 * n + 2, Ordering::Release);
+    }
+
+    fn seq_write<T>(&self, seq: *mut u32, body: *mut T, f: impl FnOnce(&mut T)) -> bool {
+        let seq = self.atomic_u32(seq);
+        let cur = seq.load(Ordering::Relaxed);
+        if cur & 1 == 1
+            || seq
+                .compare_exchange(
+                    cur,
+                    cur.wrapping_add(1),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return false;
+        }
+        // SAFETY: the odd sequence value makes us the only writer of `body`, which lives in the
+        // mapping for the life of the process.
+        f(unsafe { &mut *body });
+        seq.store(cur.wrapping_add(2), Ordering::Release);
+        true
+    }
+
+    /// Updates the heartbeat under its sequence lock. Fields `f` does not touch keep their last
+    /// values. Returns `false`, writing nothing, if another writer is inside.
+    ///
+    /// Async-signal-safe (if `f` is).
+    pub fn write_heartbeat(&self, f: impl FnOnce(&mut Heartbeat)) -> bool {
+        let b = self.base;
+        // SAFETY: field projections of the live mapping.
+        let (seq, body) = unsafe { (&raw mut (*b).heartbeat.seq, &raw mut (*b).heartbeat) };
+        self.seq_write(seq, body, f)
+    }
+
+    /// Updates the panic section under its sequence lock.
+    ///
+    /// Async-signal-safe (if `f` is).
+    pub fn write_panic(&self, f: impl FnOnce(&mut PanicRecord)) -> bool {
+        let b = self.base;
+        // SAFETY: field projections of the live mapping.
+        let (seq, body) = unsafe { (&raw mut (*b).panic.seq, &raw mut (*b).panic) };
+        self.seq_write(seq, body, f)
+    }
+
+    /// Updates the shutdown section under its sequence lock.
+    ///
+    /// Async-signal-safe (if `f` is).
+    pub fn write_shutdown(&self, f: impl FnOnce(&mut ShutdownRecord)) -> bool {
+        let b = self.base;
+        // SAFETY: field projections of the live mapping.
+        let (seq, body) = unsafe { (&raw mut (*b).shutdown.seq, &raw mut (*b).shutdown) };
+        self.seq_write(seq, body, f)
+    }
+
+    /// Records an allocation the budget refused or the inner allocator failed.
+    ///
+    /// Async-signal-safe.
+    pub fn record_alloc_failure(
+        &self,
+        request: u64,
+        align: u64,
+        live: u64,
+        budget: u64,
+        by_budget: bool,
+    ) {
+        let b = self.base;
+        // SAFETY: field projections of the live mapping.
+        let (seq, body) = unsafe { (&raw mut (*b).alloc.seq, &raw mut (*b).alloc) };
+        self.seq_write(seq, body, |a: &mut AllocFailure| {
+            a.valid = 1;
+            a.at_ns = assafe::now_realtime_ns();
+            a.request_bytes = request;
+            a.align = align;
+            a.live_bytes = live;
+            a.budget_bytes = budget;
+            a.tid = assafe::gettid();
+            a.by_budget = u32::from(by_budget);
+        });
+    }
+
+    /// A copy of the last recorded allocation failure, if any (used by the SIGABRT path to tell
+    /// an out-of-memory abort from other aborts).
+    ///
+    /// Async-signal-safe.
+    pub fn alloc_failure(&self) -> Option<AllocFailure> {
+        let b = self.base;
+        // SAFETY: field projections of the live mapping.
+        let seq = self.atomic_u32(unsafe { &raw mut (*b).alloc.seq });
+        let before = seq.load(Ordering::Acquire);
+        // SAFETY: a plain copy of integer fields; a torn copy is detected by the sequence check.
+        let copy = unsafe { std::ptr::read_volatile(&raw const (*b).alloc) };
+        std::sync::atomic::fence(Ordering::Acquire);
+        (before & 1 == 0 && seq.load(Ordering::Relaxed) == before && copy.valid != 0)
+            .then_some(copy)
+    }
+
+    /// Whether the panic section holds a panic.
+    ///
+    /// Async-signal-safe.
+    pub fn has_panic(&self) -> bool {
+        let b = self.base;
+        // SAFETY: a single aligned u32 read from the mapping.
+        let valid = self.atomic_u32(unsafe { &raw mut (*b).panic.valid });
+        valid.load(Ordering::Acquire) != 0
+    }
+
+    /// Claims the right to write the `end` section. The first caller wins; later callers get
+    /// `None` and must not write it. The claim records the caller's thread id.
+    ///
+    /// Async-signal-safe.
+    pub fn claim_end(&self) -> Option<EndWriter<'_>> {
+        let tid = assafe::gettid().max(1);
+        // SAFETY: field projection of the live mapping.
+        let claim = self.atomic_u32(unsafe { &raw mut (*self.base).claim });
+        claim
+            .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire)
+            .ok()
+            .map(|_| EndWriter { bb: self })
+    }
+
+    /// Thread id of the party that claimed the `end` section, or 0.
+    ///
+    /// Async-signal-safe.
+    pub fn claimant(&self) -> u32 {
+        // SAFETY: field projection of the live mapping.
+        self.atomic_u32(unsafe { &raw mut (*self.base).claim })
+            .load(Ordering::Acquire)
+    }
+
+    /// The current value of the state word.
+    ///
+    /// Async-signal-safe.
+    pub fn state(&self) -> u32 {
+        // SAFETY: field projection of the live mapping.
+        self.atomic_u32(unsafe { &raw mut (*self.base).state })
+            .load(Ordering::Acquire)
+    }
+
+    /// Monotonic time recorded at install, to compute durations.
+    ///
+    /// Async-signal-safe.
+    pub fn started_mono_ns(&self) -> u64 {
+        // SAFETY: written once at install, before the box was armed.
+        unsafe { (*self.base).session.started_mono_ns }
+    }
+}
+
+impl Drop for BlackBox {
+    /// Only a box that was never armed is ever dropped (armed ones are leaked for the handlers),
+    /// so unmapping here cannot pull memory from under a handler. The mapping holds a reference
+    /// to the locked file description, so unmapping is also what releases the slot.
+    fn drop(&mut self) {
+        let len = crate::layout::file_size(self.ring_capacity);
+        // SAFETY: `base` is the start of a mapping of exactly `len` bytes made by `open`, and no
+        // reference into it outlives `self` because the box was never published.
+        unsafe { libc::munmap(self.base.cast(), len) };
+    }
+}
+
+/// The exclusive right to write the `end` section, from [`BlackBox::claim_end`].
+#[derive(Debug)]
+pub struct EndWriter<'a> {
+    bb: &'a BlackBox,
+}
+
+impl EndWriter<'_> {
+    /// The section to fill.
+    ///
+    /// Async-signal-safe.
+    pub fn end(&mut self) -> &mut End {
+        // SAFETY: the claim makes this writer the only one; the section lives in the mapping.
+        unsafe { &mut (*self.bb.base).end }
+    }
+
+    /// Stamps the outcome, exit code and time, checksums the section, and stores the state word
+    /// last, so a reader that sees `ENDED` sees a complete section.
+    ///
+    /// Async-signal-safe.
+    pub fn commit(mut self, outcome: u32, exit_code: u32) {
+        let end = self.end();
+        end.outcome = outcome;
+        end.exit_code = exit_code;
+        end.ended_at_ns = assafe::now_realtime_ns();
+        end.ended_mono_ns = assafe::now_monotonic_ns();
+        if end.tid == 0 {
+            end.tid = assafe::gettid();
+        }
+        end.checksum = 0;
+        let ptr: *const End = end;
+        // SAFETY: `End` lives in the file mapping, whose bytes (padding included) are all
+        // initialised: the file was zero-filled when it was sized.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), size_of::<End>()) };
+        let sum = crc::crc32(bytes);
+        self.end().checksum = sum;
+        let b = self.bb.base;
+        // SAFETY: field projection of the live mapping.
+        let state = self.bb.atomic_u32(unsafe { &raw mut (*b).state });
+        state.store(STATE_ENDED, Ordering::Release);
+    }
+}

@@ -1,0 +1,167 @@
+//! Round trips through a real mapped black box, and the reader on arbitrary and corrupted bytes.
+
+use crashguard_blackbox::layout::{self, OUTCOME_FATAL_SIGNAL};
+use crashguard_blackbox::{DecodeError, Options, Outcome, decode, open};
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+fn tempdir(tag: &str) -> PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("cg-bb-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Writes a crash record through the real writer and returns the file's bytes.
+fn crashed_box(crumbs: &[String], signal: u32, frames: &[u64]) -> Vec<u8> {
+    let dir = tempdir("w");
+    let opened = open(
+        &dir,
+        &Options {
+            app: "prop".into(),
+            ring_capacity: 64,
+        },
+    )
+    .expect("open");
+    let bb = opened.blackbox;
+    for c in crumbs {
+        bb.breadcrumb(c);
+    }
+    let mut w = bb.claim_end().expect("first claim");
+    assert!(bb.claim_end().is_none(), "second claim must fail");
+    let end = w.end();
+    end.signal = signal;
+    end.si_code = 1;
+    end.fault_address = 0x10;
+    end.frame_count = frames.len().min(layout::MAX_FRAMES) as u32;
+    for (slot, f) in end.frames.iter_mut().zip(frames) {
+        *slot = *f;
+    }
+    w.commit(OUTCOME_FATAL_SIGNAL, 128 + signal);
+    let bytes = std::fs::read(bb.path()).expect("read back");
+    drop(bb);
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+}
+
+#[test]
+fn second_process_slot_and_previous_contents() {
+    let dir = tempdir("slots");
+    let opts = Options {
+        app: "svc".into(),
+        ring_capacity: 64,
+    };
+    let a = open(&dir, &opts).expect("first");
+    let b = open(&dir, &opts).expect("second");
+    // flock is per open file description, so even within one process the two boxes differ.
+    assert_ne!(a.blackbox.slot(), b.blackbox.slot());
+    a.blackbox.breadcrumb("from a");
+    let slot_a = a.blackbox.slot();
+    drop(a);
+    let again = open(&dir, &opts).expect("reopen");
+    assert_eq!(again.blackbox.slot(), slot_a, "the freed slot is reused");
+    let prev = again.previous.expect("previous contents").expect("decodes");
+    assert_eq!(prev.outcome, Outcome::KilledWithoutWarning);
+    assert_eq!(
+        prev.breadcrumbs.last().map(|c| c.message.as_str()),
+        Some("from a")
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_app_names_and_symlinked_dirs_are_refused() {
+    let dir = tempdir("bad");
+    for app in ["", "../x", ".hidden", "a/b", &"x".repeat(65)] {
+        let err = open(
+            &dir,
+            &Options {
+                app: app.into(),
+                ring_capacity: 64,
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("app name"), "{err}");
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("/tmp", &link).unwrap();
+    let err = open(
+        &link,
+        &Options {
+            app: "a".into(),
+            ring_capacity: 64,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    let err = open(
+        &dir,
+        &Options {
+            app: "a".into(),
+            ring_capacity: 1,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("breadcrumb capacity"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn record_round_trips(
+        crumbs in proptest::collection::vec("[ -~é]{0,150}", 0..100),
+        signal in 1u32..32,
+        frames in proptest::collection::vec(any::<u64>(), 0..80),
+    ) {
+        let bytes = crashed_box(&crumbs, signal, &frames);
+        let r = decode(&bytes).expect("a fresh record decodes");
+        prop_assert_eq!(r.outcome, Outcome::FatalSignal);
+        prop_assert_eq!(r.exit_code, Some(128 + signal));
+        prop_assert_eq!(r.signal.as_ref().map(|s| s.number), Some(signal));
+        prop_assert_eq!(r.backtrace.len(), frames.len().min(layout::MAX_FRAMES));
+        let kept = crumbs.len().min(64);
+        prop_assert_eq!(r.breadcrumbs.len(), kept);
+        for (got, want) in r.breadcrumbs.iter().zip(&crumbs[crumbs.len() - kept..]) {
+            prop_assert!(want.starts_with(&got.message));
+            prop_assert!(got.message.len() >= want.len().min(layout::BREADCRUMB_TEXT_LEN - 3));
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = decode(&bytes);
+    }
+
+    #[test]
+    fn any_single_corruption_is_detected_or_harmless(pos in any::<prop::sample::Index>(), flip in 1u8..=255) {
+        let mut bytes = crashed_box(&["x".to_owned()], 11, &[1, 2, 3]);
+        let i = pos.index(bytes.len());
+        bytes[i] ^= flip;
+        // Flips in checksummed sections must be reported; flips elsewhere (breadcrumbs, the
+        // sequence-locked sections) may decode, but never panic.
+        // The claim word is runtime coordination, not evidence; it is deliberately unchecked.
+        let claim = std::mem::offset_of!(layout::Record, claim)..std::mem::offset_of!(layout::Record, session);
+        let checksummed = i < std::mem::offset_of!(layout::Record, heartbeat)
+            || (std::mem::offset_of!(layout::Record, end)..size_of::<layout::Record>()).contains(&i);
+        match decode(&bytes) {
+            Ok(_) => prop_assert!(!checksummed || claim.contains(&i), "flip at {} went unnoticed", i),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+}
+
+#[test]
+fn truncation_is_a_clear_error() {
+    let bytes = crashed_box(&[], 6, &[]);
+    for len in [0, 10, 47, 48, 1000, bytes.len() - 1] {
+        let err = decode(&bytes[..len]).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Truncated { .. } | DecodeError::BadMagic),
+            "len {len}: {err}"
+        );
+    }
+}
