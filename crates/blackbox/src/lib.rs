@@ -46,6 +46,7 @@ mod crc;
 mod decode;
 mod error;
 mod exit_code;
+pub mod explain;
 pub mod layout;
 pub mod modules;
 mod names;
