@@ -1,1 +1,103 @@
-//! placeholder
+//! Fatal-signal handlers and the termination-signal listener of crashguard.
+//!
+//! - [`FatalHandlers::install`] catches SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT and SIGTRAP
+//!   with raw `sigaction` (`SA_SIGINFO | SA_ONSTACK`) on per-thread alternate stacks with guard
+//!   pages ([`altstack`]), records what happened into the armed black box
+//!   ([`crashguard_blackbox::active`]), writes a one-line summary to stderr (and optionally to a
+//!   termination-log file), and then ends the process deliberately: by default it chains to
+//!   the previous handler and re-raises so the parent still sees "killed by signal n".
+//! - [`TerminationListener::start`] turns SIGTERM, SIGINT, SIGHUP (and SIGQUIT if asked) into
+//!   [`TermSignal`] messages, with the sender's pid and uid, on a crossbeam channel.
+//!
+//! # Async-signal safety
+//!
+//! Everything reachable from the fatal handler is documented `Async-signal-safe.`: it makes
+//! only the system calls listed in `docs/async-signal-safety.md` (all on the POSIX
+//! signal-safety(7) list, or raw `syscall(2)`s), allocates nothing, takes no lock, cannot
+//! panic, and touches no lazily initialised thread-local. Buffers live in static memory owned by
+//! the first crashing thread, so the handler fits in the ~12 KiB alternate stack std gives its
+//! threads. The handler is reentrancy-safe and bounded:
+//!
+//! - errno is saved and restored;
+//! - the first crash wins a compare-exchange on its thread id; a second crashing thread waits
+//!   (bounded, [`FatalConfig::second_crash_wait`]) and then dies by the default action;
+//! - a fatal signal on the thread that is already recording ends the process with exit code 84
+//!   (handler failure);
+//! - a watchdog thread, woken by a `write(2)` from the handler, ends the process with code 84
+//!   if the handler does not finish within [`FatalConfig::watchdog_timeout`];
+//! - the raw frames are captured with `backtrace::trace_unsynchronized`, warmed up at install
+//!   so libgcc's unwinder does not take the loader lock for the first time inside a handler.
+//!
+//! The termination listener does its signal-handler work through signal-hook, whose handler
+//! only stores the signal and its origin and writes to a self-pipe.
+//!
+//! # Limitations
+//!
+//! - Linux is the target. Other unixes compile with reduced features: no kernel thread ids or
+//!   thread names, no stack bounds (the stack-overflow flag rests on a stack-pointer heuristic,
+//!   and only on the architectures whose `ucontext` is decoded), `raise` instead of `tgkill`.
+//! - A thread created by `pthread_create` outside std and never given an alternate stack
+//!   ([`altstack::prepare_current`]) cannot report its own stack overflow: the kernel has no
+//!   stack to run the handler on and kills the process with SIGSEGV. Other faults on such a
+//!   thread are recorded. std threads have std's ~12 KiB alternate stack, which the handler
+//!   fits in; crashguard-spawned and prepared threads get a 64 KiB one.
+//! - With the default [`FatalPolicy::Reraise`], a chained handler decides the final status: on
+//!   a stack overflow std's handler prints "has overflowed its stack" and aborts, so the
+//!   process ends with SIGABRT (134) although the record says SIGSEGV with `stack_overflow`
+//!   and an exit code of 139.
+//! - The fatal signals are treated as fatal: a runtime that handles SIGSEGV itself (a JIT, a
+//!   garbage collector) must install its handler after crashguard, so that it runs first.
+//! - If a shutdown or a panic exit already claimed the black box's `end` section, a crash
+//!   during it is summarised on stderr but not recorded.
+//! - A fault inside the handler or a watchdog timeout exits with 84 but leaves the `end`
+//!   section uncommitted, so the next run reports the crash as killed without warning.
+//! - In a forked child the watchdog thread does not exist; the handler then runs unbounded.
+//! - Dropping the listener restores the previous dispositions; signal-hook-registry keeps its
+//!   bookkeeping, which this crate re-arms when a new listener starts.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use crashguard_signals::{FatalConfig, FatalHandlers, Signal, TerminationListener};
+//!
+//! // Fatal signals: record and re-raise.
+//! let fatal = FatalHandlers::install(FatalConfig::new())?;
+//!
+//! // Threads not spawned through crashguard should get an alternate stack of their own.
+//! let worker = std::thread::spawn(|| {
+//!     crashguard_signals::altstack::prepare_current().expect("alternate stack");
+//!     // ... work ...
+//! });
+//!
+//! // Termination signals: a channel the shutdown coordinator selects on.
+//! let (listener, requests) = TerminationListener::start(&Signal::TERMINATION)?;
+//! if let Ok(request) = requests.recv() {
+//!     eprintln!("{request}: shutting down");
+//! }
+//! listener.stop();
+//! worker.join().unwrap();
+//! drop(fatal);
+//! # Ok::<(), crashguard_signals::Error>(())
+//! ```
+
+pub mod altstack;
+mod error;
+mod fatal;
+mod handler;
+mod signal;
+mod stacks;
+mod sys;
+mod termination;
+mod watchdog;
+
+pub use error::Error;
+pub use fatal::{
+    FatalConfig, FatalHandlers, FatalPolicy, clear_end_enricher, set_end_enricher,
+    set_termination_log_fd,
+};
+pub use signal::Signal;
+pub use termination::{TermSignal, TerminationListener};
+
+/// Serialises the unit tests that change process-wide state (dispositions, alternate stacks).
+#[cfg(test)]
+pub(crate) static TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

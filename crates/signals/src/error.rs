@@ -1,0 +1,99 @@
+//! The crate's error type.
+
+use core::fmt;
+use std::io;
+
+use crate::Signal;
+
+/// Everything that can go wrong while installing or removing handlers.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The fatal handlers (or a termination listener) are already installed in this process.
+    AlreadyInstalled(&'static str),
+    /// A configuration value is out of range; the text says which.
+    InvalidConfig(&'static str),
+    /// A number that is not a signal of this platform.
+    InvalidSignal(i32),
+    /// The signal cannot be listened for (a fatal or uncatchable signal).
+    UnsupportedSignal(Signal),
+    /// `sigaction` refused to install a handler.
+    Sigaction {
+        /// The signal whose disposition could not be changed.
+        signal: Signal,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The alternate signal stack could not be mapped or installed.
+    AltStack(io::Error),
+    /// The calling thread is exiting (its thread-local storage is being torn down), so an
+    /// alternate stack installed now could never be freed.
+    ThreadExiting,
+    /// The watchdog or listener thread (or its pipe) could not be created.
+    Thread(io::Error),
+    /// signal-hook refused to register the termination signals.
+    Listener(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::AlreadyInstalled(what) => write!(f, "{what} already installed in this process"),
+            Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::InvalidSignal(n) => write!(f, "{n} is not a valid signal number"),
+            Error::UnsupportedSignal(s) => {
+                write!(f, "{s} cannot be used as a termination signal")
+            }
+            Error::Sigaction { signal, .. } => write!(f, "cannot install a handler for {signal}"),
+            Error::AltStack(_) => f.write_str("cannot install an alternate signal stack"),
+            Error::ThreadExiting => {
+                f.write_str("cannot prepare a thread whose thread-local storage is being destroyed")
+            }
+            Error::Thread(_) => f.write_str("cannot start a crashguard helper thread"),
+            Error::Listener(_) => f.write_str("cannot register the termination signals"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Sigaction { source, .. } => Some(source),
+            Error::AltStack(e) | Error::Thread(e) | Error::Listener(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn messages_are_lowercase_without_period_and_keep_the_source() {
+        let errors = [
+            Error::AlreadyInstalled("fatal handlers are"),
+            Error::InvalidConfig("watchdog timeout must not be zero"),
+            Error::InvalidSignal(0),
+            Error::UnsupportedSignal(Signal::SIGSEGV),
+            Error::Sigaction {
+                signal: Signal::SIGBUS,
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            },
+            Error::AltStack(io::Error::from_raw_os_error(libc::ENOMEM)),
+            Error::ThreadExiting,
+            Error::Thread(io::Error::from_raw_os_error(libc::EAGAIN)),
+            Error::Listener(io::Error::from_raw_os_error(libc::EINVAL)),
+        ];
+        for e in &errors {
+            let text = e.to_string();
+            let first = text.chars().next().unwrap_or('x');
+            assert!(!first.is_uppercase() || text.starts_with("SIG"), "{text}");
+            assert!(!text.ends_with('.'), "{text}");
+        }
+        assert!(errors[4].source().is_some());
+        assert!(errors[5].source().is_some());
+        assert!(errors[0].source().is_none());
+    }
+}

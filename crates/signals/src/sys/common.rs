@@ -1,0 +1,222 @@
+//! POSIX calls shared by every unix this crate builds on.
+
+use core::ffi::{c_int, c_void};
+use core::{mem, ptr};
+use std::io;
+
+/// Nanoseconds of `CLOCK_MONOTONIC`, or 0 if the clock cannot be read.
+///
+/// Async-signal-safe.
+pub(crate) fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`), or 0 if the clock cannot be read.
+///
+/// Async-signal-safe.
+pub(crate) fn realtime_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// Async-signal-safe.
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; clock_gettime is on the signal-safety(7) list.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Sleeps for about `ns` nanoseconds; an interruption by a signal ends the sleep early.
+///
+/// Async-signal-safe.
+pub(crate) fn sleep_ns(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is valid; a null remainder pointer is allowed; nanosleep is on the list.
+    unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
+}
+
+/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes; gives up on any other
+/// error, since there is nobody to report it to.
+///
+/// Async-signal-safe.
+pub(crate) fn write_all(fd: c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe `bytes`; write is on the list.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast::<c_void>(), bytes.len()) };
+        if n > 0 {
+            bytes = bytes.get(n as usize..).unwrap_or(&[]);
+        } else if n < 0 && super::errno() == libc::EINTR {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+/// Ends the process at once with `code`, without running destructors or `atexit` handlers.
+///
+/// Async-signal-safe.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is on the list and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Reads the current disposition of `signo`.
+pub(crate) fn query_action(signo: c_int) -> io::Result<libc::sigaction> {
+    // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, empty mask, no flags).
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: a null new action only queries; `old` is a valid out-pointer.
+    let rc = unsafe { libc::sigaction(signo, ptr::null(), &mut old) };
+    if rc == 0 {
+        Ok(old)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Installs `action` for `signo` and returns the previous disposition.
+///
+/// Async-signal-safe.
+pub(crate) fn set_action(signo: c_int, action: &libc::sigaction) -> Result<libc::sigaction, i32> {
+    // SAFETY: as in `query_action`.
+    let mut old: libc::sigaction = unsafe { mem::zeroed() };
+    // SAFETY: both pointers are valid; sigaction is on the list.
+    let rc = unsafe { libc::sigaction(signo, action, &mut old) };
+    if rc == 0 { Ok(old) } else { Err(super::errno()) }
+}
+
+/// Restores the default disposition of `signo`.
+///
+/// Async-signal-safe.
+pub(crate) fn set_default(signo: c_int) {
+    // SAFETY: an all-zero sigaction is SIG_DFL with an empty mask and no flags.
+    let action: libc::sigaction = unsafe { mem::zeroed() };
+    let _ = set_action(signo, &action);
+}
+
+/// Builds the sigaction that runs `handler` with siginfo, on the alternate stack, without
+/// blocking its own signal (so that a fault inside the handler reaches the handler again and
+/// can be turned into the handler-failure exit instead of a silent kill).
+pub(crate) fn fatal_action(
+    handler: unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void),
+) -> libc::sigaction {
+    // SAFETY: an all-zero sigaction is a valid starting value.
+    let mut action: libc::sigaction = unsafe { mem::zeroed() };
+    action.sa_sigaction = handler as usize as libc::sighandler_t;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+    // SAFETY: `sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    action
+}
+
+/// The handler address stored in a sigaction, as an integer.
+pub(crate) fn handler_address(action: &libc::sigaction) -> usize {
+    action.sa_sigaction as usize
+}
+
+/// Whether a sigaction's handler takes three arguments.
+pub(crate) fn takes_siginfo(flags: usize) -> bool {
+    flags & (libc::SA_SIGINFO as usize) != 0
+}
+
+/// The flags of a sigaction, widened for storage in an atomic.
+pub(crate) fn action_flags(action: &libc::sigaction) -> usize {
+    action.sa_flags as usize
+}
+
+/// `SIG_DFL` and `SIG_IGN` as handler addresses.
+pub(crate) const SIG_DFL_ADDR: usize = libc::SIG_DFL;
+/// See [`SIG_DFL_ADDR`].
+pub(crate) const SIG_IGN_ADDR: usize = libc::SIG_IGN;
+
+/// The page size.
+pub(crate) fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as usize } else { 4096 }
+}
+
+/// The calling thread's alternate signal stack: `(base, size, enabled, on_it)`.
+pub(crate) fn altstack_query() -> io::Result<(usize, usize, bool, bool)> {
+    // SAFETY: an all-zero stack_t is valid.
+    let mut old: libc::stack_t = unsafe { mem::zeroed() };
+    // SAFETY: a null new stack only queries.
+    let rc = unsafe { libc::sigaltstack(ptr::null(), &mut old) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((
+        old.ss_sp as usize,
+        old.ss_size,
+        old.ss_flags & libc::SS_DISABLE == 0,
+        old.ss_flags & libc::SS_ONSTACK != 0,
+    ))
+}
+
+/// Makes `[base, base + size)` the calling thread's alternate signal stack.
+pub(crate) fn altstack_set(base: usize, size: usize) -> io::Result<()> {
+    let stack = libc::stack_t {
+        ss_sp: base as *mut c_void,
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: the caller owns the memory for as long as it stays installed.
+    let rc = unsafe { libc::sigaltstack(&stack, ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Disables the calling thread's alternate signal stack.
+pub(crate) fn altstack_disable() {
+    let stack = libc::stack_t {
+        ss_sp: ptr::null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        // Some implementations reject a size below MINSIGSTKSZ even when disabling.
+        ss_size: libc::SIGSTKSZ,
+    };
+    // SAFETY: disabling takes no memory.
+    unsafe { libc::sigaltstack(&stack, ptr::null_mut()) };
+}
+
+/// Maps `guard + size` bytes and makes the lowest `guard` bytes inaccessible; returns the
+/// mapping's base (the guard's start).
+pub(crate) fn map_guarded(size: usize, guard: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous private mapping has no preconditions.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            size + guard,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANON | super::MAP_STACK_FLAG,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the first `guard` bytes belong to the mapping just created.
+    if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+        let err = io::Error::last_os_error();
+        unmap(base as usize, size + guard);
+        return Err(err);
+    }
+    Ok(base as usize)
+}
+
+/// Unmaps a mapping created by [`map_guarded`].
+pub(crate) fn unmap(base: usize, len: usize) {
+    // SAFETY: callers pass a mapping they own and no longer use.
+    unsafe { libc::munmap(base as *mut c_void, len) };
+}

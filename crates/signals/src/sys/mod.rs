@@ -1,0 +1,27 @@
+//! Every platform-specific call of this crate, behind one interface.
+//!
+//! Linux gets the full feature set. Other unixes compile with reduced features: thread ids are
+//! process-local counters instead of kernel tids, re-raising uses `raise` instead of `tgkill`,
+//! the interrupted program counter and stack pointer are only read on the architectures listed
+//! in `context_pc_sp`, and thread stack bounds are not discovered (the stack-overflow flag then
+//! rests on the stack-pointer heuristic alone). Nothing outside this module uses `cfg` on the
+//! target OS.
+//!
+//! Functions documented `Async-signal-safe.` are called from the fatal-signal handler: they only
+//! make system calls listed in signal-safety(7) or raw `syscall(2)`s.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub(crate) use linux::*;
+
+#[cfg(all(unix, not(target_os = "linux")))]
+mod other;
+#[cfg(all(unix, not(target_os = "linux")))]
+pub(crate) use other::*;
+
+#[cfg(not(unix))]
+compile_error!("crashguard-signals supports unix targets only");
+
+mod common;
+pub(crate) use common::*;

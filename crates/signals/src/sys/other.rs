@@ -1,0 +1,102 @@
+//! Unixes other than Linux: reduced features (see the parent module's documentation).
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// `mmap` flag marking an alternate signal stack as a stack mapping (none here).
+pub(crate) const MAP_STACK_FLAG: c_int = 0;
+
+#[cfg(test)]
+/// Whether thread stack bounds can be discovered.
+pub(crate) const KNOWS_STACK_BOUNDS: bool = false;
+
+/// The calling thread's `errno`.
+///
+/// Async-signal-safe.
+pub(crate) fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Sets the calling thread's `errno` (not supported here; the handler's errno changes are
+/// limited to the calls it makes).
+///
+/// Async-signal-safe.
+pub(crate) fn set_errno(_value: i32) {}
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+std::thread_local! {
+    // Const-initialised, no destructor: reading it never allocates or registers anything.
+    static THREAD_ID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// A process-local id of the calling thread (there is no portable kernel thread id).
+///
+/// Async-signal-safe once the thread has called it outside a handler; before that it assigns
+/// an id with one atomic increment.
+pub(crate) fn gettid() -> u32 {
+    THREAD_ID
+        .try_with(|id| {
+            if id.get() == 0 {
+                id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            }
+            id.get()
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// The process id.
+///
+/// Async-signal-safe.
+pub(crate) fn getpid() -> u32 {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Sends `signo` to the calling thread (the `tid` is ignored: only the caller can be named).
+///
+/// Async-signal-safe.
+pub(crate) fn kill_thread(_tid: u32, signo: c_int) -> bool {
+    // SAFETY: raise is on the signal-safety(7) list.
+    unsafe { libc::raise(signo) == 0 }
+}
+
+/// Thread names are not read on this platform.
+///
+/// Async-signal-safe.
+pub(crate) fn thread_name(buf: &mut [u8; 16]) -> usize {
+    *buf = [0; 16];
+    0
+}
+
+/// `SIGSTKSZ`.
+pub(crate) fn min_signal_stack() -> usize {
+    libc::SIGSTKSZ
+}
+
+/// Stack bounds are not discovered on this platform.
+pub(crate) fn current_stack_bounds() -> Option<(usize, usize, usize)> {
+    None
+}
+
+/// The interrupted context is not decoded on this platform.
+///
+/// Async-signal-safe.
+///
+/// # Safety
+///
+/// `uc` must be null or the `ucontext_t` pointer the kernel passed to an `SA_SIGINFO` handler.
+pub(crate) unsafe fn context_pc_sp(_uc: *mut c_void) -> (usize, usize) {
+    (0, 0)
+}
+
+/// `si_addr`, `si_pid` and `si_uid` of a siginfo.
+///
+/// Async-signal-safe.
+///
+/// # Safety
+///
+/// `info` must point to the siginfo the kernel passed to an `SA_SIGINFO` handler.
+pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (usize, u32, u32) {
+    (info.si_addr as usize, info.si_pid as u32, info.si_uid)
+}

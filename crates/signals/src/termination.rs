@@ -1,0 +1,280 @@
+//! The termination-signal listener: SIGTERM, SIGINT, SIGHUP (and SIGQUIT when asked) are
+//! turned into [`TermSignal`] messages on a crossbeam channel.
+//!
+//! signal-hook does the async-signal-safe part (its handler records the signal and its sender
+//! and wakes a self-pipe); a named thread, `crashguard-sig`, reads the pipe and forwards each
+//! signal into the channel. That thread never runs application code, so a slow shutdown hook
+//! can never delay noticing a second signal.
+
+use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, TrySendError};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::{Handle, SignalsInfo};
+
+use crate::{Error, Signal, sys};
+
+/// Messages buffered for a consumer that does not keep up; later ones are dropped (the first
+/// signals are the ones a shutdown acts on).
+const CHANNEL_CAPACITY: usize = 256;
+
+/// A termination signal and, when the kernel says who sent it, the sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct TermSignal {
+    /// The signal.
+    pub signal: Signal,
+    /// `si_pid` of the sending process, when the signal was sent by one.
+    pub sender_pid: Option<u32>,
+    /// `si_uid` of the sending process, when the signal was sent by one.
+    pub sender_uid: Option<u32>,
+}
+
+impl fmt::Display for TermSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.signal)?;
+        match (self.sender_pid, self.sender_uid) {
+            (Some(pid), Some(uid)) => write!(f, " from pid {pid} (uid {uid})"),
+            (Some(pid), None) => write!(f, " from pid {pid}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether a listener exists in this process.
+static LISTENING: AtomicBool = AtomicBool::new(false);
+
+/// signal-hook-registry's own sigaction per signal, remembered when a listener restored the
+/// dispositions it replaced. The registry never reinstalls its handler for a signal it has
+/// seen before, so the next listener puts it back itself.
+static REGISTRY_ACTIONS: Mutex<Vec<(i32, libc::sigaction)>> = Mutex::new(Vec::new());
+
+/// The running listener. [`TerminationListener::stop`] (or dropping it) restores the
+/// dispositions that were in place before [`TerminationListener::start`] and joins the thread.
+///
+/// # Examples
+///
+/// ```no_run
+/// use crashguard_signals::{Signal, TerminationListener};
+/// let (listener, rx) = TerminationListener::start(&Signal::TERMINATION)?;
+/// let request = rx.recv().expect("listener runs until stopped");
+/// eprintln!("shutting down on {request}");
+/// listener.stop();
+/// # Ok::<(), crashguard_signals::Error>(())
+/// ```
+pub struct TerminationListener {
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+    previous: Vec<(Signal, libc::sigaction)>,
+}
+
+impl fmt::Debug for TerminationListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TerminationListener")
+            .field(
+                "signals",
+                &self.previous.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl TerminationListener {
+    /// Registers handlers for `signals` and starts the `crashguard-sig` thread. The handlers
+    /// are in place when this returns, so a signal that arrives from then on (even before the
+    /// application reads the channel) is delivered; signals are never lost, though repeated
+    /// deliveries of the same signal between two reads may be merged into one message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnsupportedSignal`] for fatal signals, SIGKILL and SIGSTOP;
+    /// [`Error::InvalidConfig`] for an empty list; [`Error::AlreadyInstalled`] while another
+    /// listener runs; [`Error::Listener`] and [`Error::Thread`] for OS failures.
+    pub fn start(signals: &[Signal]) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
+        if signals.is_empty() {
+            return Err(Error::InvalidConfig(
+                "the termination listener needs at least one signal",
+            ));
+        }
+        for &s in signals {
+            if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
+                return Err(Error::UnsupportedSignal(s));
+            }
+        }
+        if LISTENING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::AlreadyInstalled("a termination listener is"));
+        }
+        Self::start_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
+    }
+
+    fn start_inner(signals: &[Signal]) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
+        let mut previous = Vec::with_capacity(signals.len());
+        for &signal in signals {
+            if previous.iter().any(|(s, _)| *s == signal) {
+                continue;
+            }
+            let action = sys::query_action(signal.number())
+                .map_err(|source| Error::Sigaction { signal, source })?;
+            previous.push((signal, action));
+        }
+        let numbers: Vec<i32> = previous.iter().map(|(s, _)| s.number()).collect();
+        let mut delivery =
+            SignalsInfo::<WithOrigin>::new(&numbers).map_err(Error::Listener)?;
+        rearm_registry(&previous);
+        let handle = delivery.handle();
+        let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let spawned = std::thread::Builder::new()
+            .name("crashguard-sig".into())
+            .spawn(move || {
+                for origin in delivery.forever() {
+                    let Ok(signal) = Signal::try_from(origin.signal) else {
+                        continue;
+                    };
+                    let sender = origin.process;
+                    let msg = TermSignal {
+                        signal,
+                        sender_pid: sender.map(|p| p.pid as u32),
+                        sender_uid: sender.map(|p| p.uid),
+                    };
+                    match tx.try_send(msg) {
+                        Ok(()) | Err(TrySendError::Full(_)) => {}
+                        Err(TrySendError::Disconnected(_)) => {}
+                    }
+                }
+            });
+        let mut listener = TerminationListener {
+            handle,
+            thread: None,
+            previous,
+        };
+        match spawned {
+            Ok(thread) => {
+                listener.thread = Some(thread);
+                Ok((listener, rx))
+            }
+            Err(e) => {
+                // Drop restores the dispositions and unregisters.
+                drop(listener);
+                Err(Error::Thread(e))
+            }
+        }
+    }
+
+    /// Restores the previous dispositions, closes the signal-hook delivery and joins the
+    /// listener thread. The channel's receiver then reports disconnection.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if self.previous.is_empty() && self.thread.is_none() {
+            return;
+        }
+        restore_previous(&self.previous);
+        self.previous.clear();
+        self.handle.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        LISTENING.store(false, Ordering::Release);
+    }
+}
+
+impl Drop for TerminationListener {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Puts back what was there before signal-hook's registry took over, for each signal whose
+/// handler is still the registry's (a handler someone installed after us is left alone), and
+/// remembers the registry's action for [`rearm_registry`].
+fn restore_previous(previous: &[(Signal, libc::sigaction)]) {
+    let mut saved = REGISTRY_ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    for (signal, prev) in previous {
+        let Ok(current) = sys::query_action(signal.number()) else {
+            continue;
+        };
+        if sys::handler_address(&current) == sys::handler_address(prev) {
+            continue;
+        }
+        if let Some(known) = saved.iter().find(|(n, _)| *n == signal.number())
+            && sys::handler_address(&known.1) != sys::handler_address(&current)
+        {
+            // Someone else's handler replaced the registry's: not ours to undo.
+            continue;
+        }
+        if sys::set_action(signal.number(), prev).is_ok() {
+            saved.retain(|(n, _)| *n != signal.number());
+            saved.push((signal.number(), current));
+        }
+    }
+}
+
+/// Reinstalls the registry's handler for signals whose disposition an earlier listener restored
+/// (and that nobody changed since).
+fn rearm_registry(previous: &[(Signal, libc::sigaction)]) {
+    let saved = REGISTRY_ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    for (signal, prev) in previous {
+        let Some((_, registry)) = saved.iter().find(|(n, _)| *n == signal.number()) else {
+            continue;
+        };
+        if let Ok(current) = sys::query_action(signal.number())
+            && sys::handler_address(&current) == sys::handler_address(prev)
+            && sys::handler_address(&current) != sys::handler_address(registry)
+        {
+            let _ = sys::set_action(signal.number(), registry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rejects_fatal_and_uncatchable_signals_and_empty_lists() {
+        for s in [Signal::SIGSEGV, Signal::SIGABRT, Signal::SIGKILL] {
+            assert!(matches!(
+                TerminationListener::start(&[s]),
+                Err(Error::UnsupportedSignal(x)) if x == s
+            ));
+        }
+        assert!(matches!(
+            TerminationListener::start(&[]),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn delivers_sender_and_restores_on_stop() {
+        let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let sig = Signal::SIGUSR2;
+        let before = sys::query_action(sig.number()).expect("query");
+        for round in 0..2 {
+            let (listener, rx) = TerminationListener::start(&[sig]).expect("start");
+            assert!(matches!(
+                TerminationListener::start(&[Signal::SIGUSR1]),
+                Err(Error::AlreadyInstalled(_))
+            ));
+            // SAFETY: sends a signal to this process, which has a handler for it.
+            assert_eq!(unsafe { libc::kill(libc::getpid(), sig.number()) }, 0);
+            let got = rx.recv_timeout(Duration::from_secs(30)).expect("delivered");
+            assert_eq!(got.signal, sig, "round {round}");
+            assert_eq!(got.sender_pid, Some(std::process::id()));
+            // SAFETY: getuid cannot fail.
+            assert_eq!(got.sender_uid, Some(unsafe { libc::getuid() }));
+            listener.stop();
+            let after = sys::query_action(sig.number()).expect("query");
+            assert_eq!(sys::handler_address(&after), sys::handler_address(&before));
+            assert!(rx.recv().is_err(), "channel disconnects after stop");
+        }
+    }
+}
