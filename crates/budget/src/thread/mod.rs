@@ -1,1 +1,54 @@
-//! Thread budget (owned by the thread helper).
+//! The thread budget: guarded spawning, a census of threads by name, and the limits that apply.
+//!
+//! `std::thread::spawn` panics with "failed to spawn thread" when the OS refuses, and nothing
+//! says which limit was hit or who holds the threads. This module gives a service:
+//!
+//! - [`Builder`] and [`spawn`], shaped like std's, which return [`SpawnError`] instead of
+//!   panicking, both when the [`ThreadBudget`] set with [`set_budget`] is exhausted and when the
+//!   OS refuses. Guarded threads are counted ([`live_threads`]) until their closure returns or
+//!   unwinds, and each first runs the hook set with [`set_thread_start_hook`] (the facade uses it
+//!   to give the thread an alternate signal stack).
+//! - [`SpawnError`]'s `Display`, a diagnosis: the thread counts against the budget, which limit
+//!   was hit or is closest (`RLIMIT_NPROC`, cgroup `pids.max` v1/v2, `kernel.threads-max`,
+//!   `kernel.pid_max`, the stack under `RLIMIT_AS`, the cgroup memory limit; see [`Limit`]), the
+//!   [`Census`] of this process's threads by name, and, when a shared limit is nearly used up,
+//!   the processes with the most threads, so a neighbour's leak is named.
+//! - [`ThreadSampler`], a background thread comparing the real thread count (including threads
+//!   other libraries start) with the budget's soft and hard limits.
+//! - [`census_raw_into`], the async-signal-safe census the crash handler stores in the black box.
+//!
+//! Everything that reads the kernel's view takes its roots as a parameter ([`Roots`]), so tests
+//! run it against fixture trees. The module is complete on Linux; other unixes compile with an
+//! empty census (see the `sys` module).
+
+mod budget;
+mod census;
+mod cgroup;
+mod crash_census;
+mod diagnose;
+mod error;
+mod group;
+mod limits;
+pub mod parse;
+mod procs;
+mod sampler;
+mod spawn;
+mod sys;
+
+pub use budget::{ThreadBudget, ThreadPolicy};
+pub use census::{Census, CensusGroup};
+pub use crash_census::{MAX_TASKS, census_raw_from, census_raw_into};
+pub use diagnose::{Diagnosis, Request};
+pub use error::{SpawnError, ThreadError};
+pub use limits::{Limit, LimitKind, Rlimits, discover as discover_limits};
+pub use procs::{ProcessInfo, ProcessTable, Roots};
+pub use sampler::{
+    SAMPLER_THREAD_NAME, ThreadEvent, ThreadLevel, ThreadSampler, ThreadSamplerBuilder,
+};
+pub use spawn::{
+    Builder, budget, clear_exhausted_callback, clear_thread_start_hook, live_threads, set_budget,
+    set_exhausted_callback, set_thread_start_hook, spawn,
+};
+
+/// The prefix and whether a number was dropped, for a thread name (see [`Census`]).
+pub use group::group_prefix;

@@ -1,0 +1,176 @@
+//! The host's processes by thread count, to name a neighbour that leaks threads.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::error::ThreadError;
+use super::parse;
+
+/// Where the thread budget reads the kernel's view from.
+///
+/// Production uses [`Roots::system`] (`/proc` and `/sys`); tests point both at fixture trees.
+/// Cgroup mount points found in `<proc>/self/mountinfo` are looked up under `sys` with their
+/// leading `/sys` replaced, so `/sys/fs/cgroup/pids` becomes `<sys>/fs/cgroup/pids`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Roots {
+    proc: PathBuf,
+    sys: PathBuf,
+}
+
+impl Roots {
+    /// `/proc` and `/sys`.
+    pub fn system() -> Self {
+        Roots::new("/proc", "/sys")
+    }
+
+    /// Custom roots, e.g. fixture trees.
+    pub fn new(proc: impl Into<PathBuf>, sys: impl Into<PathBuf>) -> Self {
+        Roots {
+            proc: proc.into(),
+            sys: sys.into(),
+        }
+    }
+
+    /// The proc root.
+    pub fn proc(&self) -> &Path {
+        &self.proc
+    }
+
+    /// The sys root.
+    pub fn sys(&self) -> &Path {
+        &self.sys
+    }
+
+    /// Maps an absolute path as the kernel reports it (a mount point) into the sys root.
+    pub(crate) fn map_sys(&self, absolute: &str) -> PathBuf {
+        match absolute.strip_prefix("/sys") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                self.sys.join(rest.trim_start_matches('/'))
+            }
+            _ => PathBuf::from(absolute),
+        }
+    }
+}
+
+impl Default for Roots {
+    fn default() -> Self {
+        Roots::system()
+    }
+}
+
+/// One process as `/proc/<pid>/status` describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// `comm` of the process.
+    pub name: String,
+    /// Real uid, when readable.
+    pub uid: Option<u32>,
+    /// Threads of the process.
+    pub threads: u64,
+}
+
+/// Every process under the proc root with its thread count, largest first.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessTable {
+    procs: Vec<ProcessInfo>,
+}
+
+impl ProcessTable {
+    /// Reads `<proc_root>/<pid>/status` for every numeric entry. Processes that vanish or cannot
+    /// be read are skipped; only an unreadable proc root is an error.
+    pub fn scan(proc_root: &Path) -> Result<ProcessTable, ThreadError> {
+        let entries = fs::read_dir(proc_root).map_err(|e| ThreadError::io(proc_root, e))?;
+        let mut buf = Vec::with_capacity(2048);
+        let mut path = proc_root.to_path_buf();
+        let mut procs = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|s| parse::parse_u64(s.as_bytes()))
+                .and_then(|n| u32::try_from(n).ok())
+            else {
+                continue;
+            };
+            path.push(&name);
+            path.push("status");
+            buf.clear();
+            let read = fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut buf));
+            path.pop();
+            path.pop();
+            if read.is_err() {
+                continue;
+            }
+            let status = parse::status(&buf);
+            let Some(threads) = status.threads else {
+                continue;
+            };
+            procs.push(ProcessInfo {
+                pid,
+                name: status.name.unwrap_or_default(),
+                uid: status.uid,
+                threads,
+            });
+        }
+        procs.sort_by(|a, b| b.threads.cmp(&a.threads).then(a.pid.cmp(&b.pid)));
+        Ok(ProcessTable { procs })
+    }
+
+    /// All processes, largest thread count first.
+    pub fn processes(&self) -> &[ProcessInfo] {
+        &self.procs
+    }
+
+    /// The `n` processes with the most threads.
+    pub fn top(&self, n: usize) -> &[ProcessInfo] {
+        self.procs.get(..n.min(self.procs.len())).unwrap_or(&[])
+    }
+
+    /// The `n` processes of real uid `uid` with the most threads.
+    pub fn top_of_uid(&self, uid: u32, n: usize) -> Vec<ProcessInfo> {
+        self.procs
+            .iter()
+            .filter(|p| p.uid == Some(uid))
+            .take(n)
+            .cloned()
+            .collect()
+    }
+
+    /// Threads of all processes whose real uid is `uid`: what `RLIMIT_NPROC` counts (as far as
+    /// this pid namespace can see).
+    pub fn threads_of_uid(&self, uid: u32) -> u64 {
+        self.procs
+            .iter()
+            .filter(|p| p.uid == Some(uid))
+            .map(|p| p.threads)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_sys_paths() {
+        let roots = Roots::new("/p", "/tmp/fx/sys");
+        assert_eq!(
+            roots.map_sys("/sys/fs/cgroup/pids"),
+            PathBuf::from("/tmp/fx/sys/fs/cgroup/pids")
+        );
+        assert_eq!(roots.map_sys("/sysfoo"), PathBuf::from("/sysfoo"));
+        assert_eq!(roots.map_sys("/cgroup"), PathBuf::from("/cgroup"));
+    }
+
+    #[test]
+    fn scans_this_host() {
+        let table = ProcessTable::scan(Path::new("/proc")).expect("scan /proc");
+        let me = std::process::id();
+        assert!(table.processes().iter().any(|p| p.pid == me));
+        assert!(table.threads_of_uid(super::super::sys::real_uid()) >= 1);
+        assert!(ProcessTable::scan(Path::new("/nonexistent")).is_err());
+    }
+}

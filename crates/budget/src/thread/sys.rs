@@ -1,0 +1,257 @@
+//! The thread budget's platform layer: every libc call of the thread module lives here.
+//!
+//! Linux has everything. Other unixes compile with reduced features: resource limits and uids
+//! work through POSIX calls, but the task directory scan (`getdents64`) reports `ENOSYS`, so the
+//! census is empty there and the crash-time census records no groups.
+
+use std::ffi::CStr;
+use std::io;
+
+/// The resource limits the thread budget reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `RLIMIT_NPROC`: tasks (processes and threads) per real user.
+    Nproc,
+    /// `RLIMIT_AS`: bytes of address space, which every thread stack takes from.
+    AddressSpace,
+}
+
+/// Reads the soft limit of `resource`; `Ok(None)` means unlimited.
+pub fn soft_rlimit(resource: Resource) -> io::Result<Option<u64>> {
+    let which = match resource {
+        Resource::Nproc => libc::RLIMIT_NPROC,
+        Resource::AddressSpace => libc::RLIMIT_AS,
+    };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit; getrlimit only writes into it.
+    let rc = unsafe { libc::getrlimit(which, &mut lim) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY {
+        Ok(None)
+    } else {
+        #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux but not on every unix.
+        Ok(Some(u64::from(lim.rlim_cur)))
+    }
+}
+
+/// The real uid, which `RLIMIT_NPROC` counts tasks against.
+pub fn real_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// The effective uid; root is exempt from `RLIMIT_NPROC`.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// True when `err` is the OS refusing a new thread for lack of resources.
+///
+/// glibc's `pthread_create` reports a failed stack `mmap` (`ENOMEM`) as `EAGAIN`, the same code
+/// as `clone` hitting `RLIMIT_NPROC`, `pids.max` or `threads-max`; telling them apart is the
+/// diagnosis's job.
+pub fn is_resource_refusal(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
+}
+
+/// The page size, for the stack guard page a new thread also needs.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(n).unwrap_or(4096)
+}
+
+/// Walks the task directory `dir` (e.g. `/proc/self/task`) and calls `visit` with the `comm`
+/// (raw bytes as read, at most 32) of each task, stopping after `limit` tasks. `dents` is the
+/// caller's buffer for directory entries. Tasks that exit during the walk are skipped. Returns
+/// the number of tasks visited, or the errno of opening or reading the directory.
+///
+/// Async-signal-safe when `visit` is.
+pub fn scan_task_comms(
+    dir: &CStr,
+    dents: &mut [u8],
+    limit: u32,
+    visit: &mut dyn FnMut(&[u8]),
+) -> Result<u32, i32> {
+    imp::scan_task_comms(dir, dents, limit, visit)
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::ffi::CStr;
+
+    /// Offset of `d_reclen` in `struct linux_dirent64` (after `d_ino: u64`, `d_off: i64`).
+    const RECLEN_AT: usize = 16;
+    /// Offset of `d_name` (after `d_reclen: u16`, `d_type: u8`).
+    const NAME_AT: usize = 19;
+
+    /// See [`super::scan_task_comms`].
+    ///
+    /// Async-signal-safe when `visit` is.
+    pub fn scan_task_comms(
+        dir: &CStr,
+        dents: &mut [u8],
+        limit: u32,
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<u32, i32> {
+        // SAFETY: `dir` is a valid NUL-terminated string; open is async-signal-safe.
+        let fd = unsafe {
+            libc::open(
+                dir.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(errno());
+        }
+        let result = walk(fd, dents, limit, visit);
+        // SAFETY: `fd` was opened above and is closed exactly once.
+        unsafe { libc::close(fd) };
+        result
+    }
+
+    fn walk(
+        fd: i32,
+        dents: &mut [u8],
+        limit: u32,
+        visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<u32, i32> {
+        let mut seen: u32 = 0;
+        loop {
+            // SAFETY: the kernel writes at most `dents.len()` bytes into `dents`, which is
+            // valid and writable for that length; getdents64 is a plain system call.
+            let n =
+                unsafe { libc::syscall(libc::SYS_getdents64, fd, dents.as_mut_ptr(), dents.len()) };
+            if n < 0 {
+                return Err(errno());
+            }
+            let filled = usize::try_from(n).unwrap_or(0).min(dents.len());
+            if filled == 0 {
+                return Ok(seen);
+            }
+            let mut at = 0;
+            while at < filled {
+                let Some(reclen) = dents
+                    .get(at + RECLEN_AT..at + RECLEN_AT + 2)
+                    .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+                else {
+                    return Ok(seen);
+                };
+                if reclen == 0 {
+                    return Ok(seen);
+                }
+                let record = dents.get(at..(at + reclen).min(filled)).unwrap_or(&[]);
+                let name = record.get(NAME_AT..).unwrap_or(&[]);
+                let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
+                if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
+                    if seen >= limit {
+                        return Ok(seen);
+                    }
+                    let mut comm = [0u8; 32];
+                    if let Some(len) = read_comm(fd, name, &mut comm) {
+                        seen += 1;
+                        visit(comm.get(..len).unwrap_or(&[]));
+                    }
+                }
+                at += reclen;
+            }
+        }
+    }
+
+    /// Reads `<dirfd>/<tid>/comm` into `out`; `None` when the task is gone.
+    fn read_comm(dirfd: i32, tid: &[u8], out: &mut [u8; 32]) -> Option<usize> {
+        const SUFFIX: &[u8] = b"/comm\0";
+        let mut path = [0u8; 40];
+        let tid_len = tid.len();
+        path.get_mut(..tid_len)?.copy_from_slice(tid);
+        path.get_mut(tid_len..tid_len + SUFFIX.len())?
+            .copy_from_slice(SUFFIX);
+        // SAFETY: `path` is NUL-terminated (SUFFIX ends with NUL) and `dirfd` is an open
+        // directory; openat is async-signal-safe.
+        let fd = unsafe {
+            libc::openat(
+                dirfd,
+                path.as_ptr().cast(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: `out` is valid and writable for `out.len()` bytes.
+        let n = unsafe { libc::read(fd, out.as_mut_ptr().cast(), out.len()) };
+        // SAFETY: `fd` was opened above and is closed exactly once.
+        unsafe { libc::close(fd) };
+        usize::try_from(n).ok()
+    }
+
+    /// Async-signal-safe.
+    fn errno() -> i32 {
+        // SAFETY: __errno_location returns this thread's errno slot, valid for the thread's life.
+        unsafe { *libc::__errno_location() }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    use std::ffi::CStr;
+
+    /// See [`super::scan_task_comms`]; there is no task directory off Linux.
+    ///
+    /// Async-signal-safe.
+    pub fn scan_task_comms(
+        _dir: &CStr,
+        _dents: &mut [u8],
+        _limit: u32,
+        _visit: &mut dyn FnMut(&[u8]),
+    ) -> Result<u32, i32> {
+        Err(libc::ENOSYS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_task_directory_is_scanned() {
+        let mut dents = [0u8; 512];
+        let mut names = Vec::new();
+        let seen = scan_task_comms(c"/proc/self/task", &mut dents, 10_000, &mut |c| {
+            names.push(c.to_vec());
+        })
+        .expect("scan /proc/self/task");
+        assert!(seen >= 1);
+        assert_eq!(names.len(), seen as usize);
+    }
+
+    #[test]
+    fn missing_directory_is_an_errno() {
+        let mut dents = [0u8; 512];
+        let err = scan_task_comms(c"/nonexistent/task", &mut dents, 10, &mut |_| {});
+        assert_eq!(err, Err(libc::ENOENT));
+    }
+
+    #[test]
+    fn limit_stops_the_walk() {
+        let mut dents = [0u8; 512];
+        let seen = scan_task_comms(c"/proc/self/task", &mut dents, 0, &mut |_| {}).unwrap();
+        assert_eq!(seen, 0);
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(is_resource_refusal(&io::Error::from_raw_os_error(
+            libc::EAGAIN
+        )));
+        assert!(!is_resource_refusal(&io::Error::from_raw_os_error(
+            libc::EINVAL
+        )));
+    }
+}
