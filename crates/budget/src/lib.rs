@@ -5,5 +5,8 @@
 //! counting global allocator and the RSS / cgroup sampler, [`thread`] the guarded spawn API, the
 //! thread census and the discovery of the limits that apply.
 
+mod error;
 pub mod memory;
 pub mod thread;
+
+pub use error::{Error, Result};

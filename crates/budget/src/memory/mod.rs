@@ -1,1 +1,41 @@
-//! Memory budget (owned by the memory helper).
+//! The memory budget: keep a service inside a memory budget and end it deliberately, with a
+//! report, before the kernel's OOM killer does; and when the kernel wins anyway, tell the next
+//! run so.
+//!
+//! - [`BudgetAllocator`] wraps the global allocator, counts live heap bytes with per-thread
+//!   batches (within `threads x 64 KiB` of exact) and refuses requests over the hard limit,
+//!   recording them in the black box first.
+//! - [`MemoryProbe`] reads RSS (`/proc/self/statm`), `MemTotal` and the process's cgroup
+//!   (v1 and v2) from a root path; [`parse`] holds its pure parsers.
+//! - [`MemoryBudget`] says how much memory the service may use; [`ResolvedBudget`] is that
+//!   budget in bytes on this machine.
+//! - [`MemorySampler`] samples on a background thread, writes the black box's heartbeat and
+//!   calls back at the soft and hard thresholds.
+//! - [`oom_verdict`], [`kmsg`] and [`OomScoreAdj`] deal with the OOM killer itself.
+
+mod accounting;
+mod allocator;
+mod budget;
+pub mod kmsg;
+mod oom;
+pub mod parse;
+mod probe;
+mod sampler;
+mod sys;
+
+pub use accounting::{
+    BATCH, hard_limit, is_installed, live_bytes, set_hard_limit, set_soft_callback, set_soft_limit,
+    soft_limit,
+};
+pub use allocator::BudgetAllocator;
+pub use budget::{
+    BudgetBasis, DEFAULT_HARD_FRACTION, DEFAULT_SOFT, Measure, MemoryBudget, ResolvedBudget,
+};
+pub use kmsg::{find_oom_kill_line, scan_kmsg, scan_kmsg_at};
+pub use oom::{LastMemory, NEAR_LIMIT, OomEvidence, OomScoreAdj, Verdict, oom_verdict};
+pub use parse::{Limit, ParseError, Pressure};
+pub use probe::{CgroupLocation, CgroupSample, CgroupVersion, MemoryProbe, MemorySample};
+pub use sampler::{
+    DEFAULT_INTERVAL, ErrorCallback, MemoryCallback, MemoryEvent, MemoryLevel, MemorySampler,
+    SamplerCallbacks, SamplerStats, THREAD_NAME,
+};
