@@ -89,6 +89,12 @@ fn text(bytes: &[u8], len: u32) -> String {
     String::from_utf8_lossy(bytes.get(..n).unwrap_or(&[])).into_owned()
 }
 
+/// A NUL-padded name (thread names, census groups).
+fn cname(bytes: &[u8]) -> String {
+    let n = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(bytes.get(..n).unwrap_or(&[])).into_owned()
+}
+
 fn hex_bytes(bytes: &[u8], len: u32) -> Option<String> {
     let n = (len as usize).min(bytes.len());
     (n > 0).then(|| bytes.iter().take(n).map(|b| format!("{b:02x}")).collect())
@@ -243,7 +249,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             if end.tid != 0 {
                 report.thread = Some(ThreadInfo {
                     tid: end.tid,
-                    name: text(&end.thread_name, 16),
+                    name: cname(&end.thread_name),
                 });
             }
             if end.signal != 0 {
@@ -375,7 +381,7 @@ fn decode_panic(p: &PanicRecord) -> Option<(PanicInfo, Vec<u64>)> {
         location: text(&p.location, p.location_len),
         thread: (p.tid != 0).then(|| ThreadInfo {
             tid: p.tid,
-            name: text(&p.thread_name, 16),
+            name: cname(&p.thread_name),
         }),
     };
     Some((info, frames))

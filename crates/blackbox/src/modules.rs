@@ -12,6 +12,33 @@ pub(crate) fn capture(out: &mut [Module; MAX_MODULES], exe: &[u8]) -> u32 {
     crate::sys_modules::capture(out, exe)
 }
 
+/// The objects loaded right now (the executable first). Allocates; not for signal handlers.
+pub fn loaded() -> Vec<Module> {
+    let mut table = Box::new([EMPTY; MAX_MODULES]);
+    let exe = std::env::current_exe()
+        .map(std::path::PathBuf::into_os_string)
+        .unwrap_or_default();
+    let n = capture(
+        &mut table,
+        std::os::unix::ffi::OsStrExt::as_bytes(exe.as_os_str()),
+    );
+    table.iter().take(n as usize).copied().collect()
+}
+
+/// The module's path as text.
+pub fn path_of(m: &Module) -> String {
+    String::from_utf8_lossy(m.path.get(..m.path_len as usize).unwrap_or(&[])).into_owned()
+}
+
+/// The module's build id in lowercase hex, empty when it has none.
+pub fn build_id_hex(m: &Module) -> String {
+    m.build_id
+        .iter()
+        .take(m.build_id_len as usize)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Finds the module containing `ip`.
 ///
 /// Async-signal-safe.

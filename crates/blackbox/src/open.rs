@@ -33,6 +33,8 @@ pub struct Opened {
     /// `None` for a fresh slot or one the previous run closed cleanly without a report worth
     /// keeping (it is still returned: callers decide).
     pub previous: Option<Result<Report, DecodeError>>,
+    /// The slot's raw bytes when they could not be decoded, so the caller can keep them.
+    pub previous_raw: Option<Vec<u8>>,
 }
 
 /// Validates an application name for use in file names.
@@ -121,7 +123,7 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
         })? {
             continue;
         }
-        let previous = read_previous(&fd, &path)?;
+        let (previous, previous_raw) = read_previous(&fd, &path)?;
         let len = file_size(opts.ring_capacity);
         // Truncate to zero first so every byte of the new layout starts out zero.
         sys::set_len(&fd, 0).map_err(|source| Error::File {
@@ -140,7 +142,11 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
         unsafe { initialise(base, opts) };
         // SAFETY: as above; the mapping is large enough for the record and its ring.
         let blackbox = unsafe { BlackBox::from_mapping(base, opts.ring_capacity, path, slot, fd) };
-        return Ok(Opened { blackbox, previous });
+        return Ok(Opened {
+            blackbox,
+            previous,
+            previous_raw,
+        });
     }
     Err(Error::NoFreeSlot {
         path: boxes,
@@ -148,10 +154,9 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
     })
 }
 
-fn read_previous(
-    fd: &std::os::fd::OwnedFd,
-    path: &Path,
-) -> Result<Option<Result<Report, DecodeError>>, Error> {
+type Previous = (Option<Result<Report, DecodeError>>, Option<Vec<u8>>);
+
+fn read_previous(fd: &std::os::fd::OwnedFd, path: &Path) -> Result<Previous, Error> {
     let mut file = fs::File::from(fd.try_clone().map_err(|source| Error::File {
         path: path.to_owned(),
         source,
@@ -166,9 +171,11 @@ fn read_previous(
             source,
         })?;
     if bytes.is_empty() {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(crate::decode(&bytes)))
+    let decoded = crate::decode(&bytes);
+    let raw = decoded.is_err().then_some(bytes);
+    Ok((Some(decoded), raw))
 }
 
 /// Writes the header and session, then arms the state word.

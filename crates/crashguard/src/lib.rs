@@ -1,1 +1,121 @@
-//! placeholder
+//! Make services die deliberately and leave evidence.
+//!
+//! Link crashguard into a service and install it first thing in `main()`. From then on:
+//!
+//! - **Fatal signals** (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, stack overflows) are
+//!   recorded by async-signal-safe handlers into a preallocated, file-backed black box, and the
+//!   process then dies of the same signal (or exits `128 + n`, by [`FatalPolicy`]).
+//! - **Termination signals** (SIGTERM, SIGINT, SIGHUP) start a graceful shutdown: the
+//!   application is told who asked ([`ShutdownSignal`]), hooks run in order under a deadline
+//!   ([`Guard::on_shutdown`]), and the process exits with a documented [`ExitCode`].
+//! - **Budgets** end the process deliberately before the kernel does: a [`MemoryBudget`]
+//!   (exact with [`BudgetAllocator`], sampled from RSS and the cgroup otherwise) and a
+//!   [`ThreadBudget`] with a spawn API that returns errors instead of panicking.
+//! - **Panics** are recorded and, by [`PanicPolicy`], end the process with code 70.
+//! - **After a restart**, [`Guard::previous_run`] says how the last run ended — including
+//!   "killed without warning" with the last resource heartbeat when the kernel's OOM killer or a
+//!   `kill -9` left no chance to write anything. The `crashguard` CLI reads the same reports.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), crashguard::Error> {
+//!     let guard = crashguard::Config::new("my-service")
+//!         .report_dir("/var/lib/my-service/crash")
+//!         .shutdown_grace(Duration::from_secs(8))
+//!         .memory_budget(crashguard::MemoryBudget::bytes(512 << 20))
+//!         .thread_budget(crashguard::ThreadBudget::max(256))
+//!         .install()?;
+//!     if let Some(report) = guard.previous_run() {
+//!         eprintln!("previous run: {report}");
+//!     }
+//!     guard.on_shutdown("flush producer", || { /* producer.flush() */ });
+//!     let shutdown = guard.shutdown_signal();
+//!     let worker = crashguard::thread::Builder::new()
+//!         .name("worker".into())
+//!         .spawn(move || {
+//!             while !shutdown.is_requested() {
+//!                 crashguard::breadcrumb("handled a request");
+//!                 # break;
+//!             }
+//!         })
+//!         .expect("within the thread budget");
+//!     let _ = worker.join();
+//!     guard.exit(crashguard::ExitCode::Ok)
+//! }
+//! ```
+//!
+//! # Async-signal safety
+//!
+//! The code that runs inside signal handlers and inside the global allocator lives in the
+//! `crashguard-blackbox` and `crashguard-signals` crates and in `BudgetAllocator`; it never
+//! allocates, locks, panics or touches lazily initialised thread-locals, and calls only the
+//! libc functions listed in `docs/async-signal-safety.md`. [`breadcrumb`] is safe to call from
+//! anywhere, including signal handlers. Everything else in this crate — `install()`, the
+//! shutdown coordinator, hooks, the panic hook — runs in ordinary threads.
+//!
+//! # Limitations
+//!
+//! - Linux (x86_64, aarch64) is the target. Other Unixes build with reduced features: no module
+//!   table for symbolization, no cgroup or `/proc` sampling, no thread census.
+//! - One guard per process at a time; a second `install()` while one is alive is an error.
+//! - A thread created outside crashguard gets a guarded alternate stack only if it calls
+//!   [`thread::prepare_current`]; std's own (smaller) alternate stack covers std threads.
+//! - `SIGKILL` cannot be caught. Its traces are the black box left in "running" state and the
+//!   last heartbeat, which the next run reports as `killed_without_warning`.
+//! - Dropping the [`Guard`] records a clean exit: drop it only when the service is done.
+
+#![warn(missing_docs)]
+
+mod budgets;
+mod config;
+mod error;
+mod exit;
+mod guard;
+mod install;
+mod panic;
+mod previous;
+mod shutdown;
+mod termlog;
+pub mod thread;
+
+pub use config::{CleanExit, Config, PanicPolicy, TerminationLog};
+pub use crashguard_blackbox::{ExitCode, Outcome, Report, explain};
+pub use crashguard_budget::memory::{BudgetAllocator, MemoryBudget};
+pub use crashguard_budget::thread::{ThreadBudget, ThreadPolicy};
+pub use crashguard_signals::{FatalPolicy, Signal};
+pub use error::Error;
+pub use guard::Guard;
+pub use previous::PreviousRunError;
+pub use shutdown::{ShutdownReason, ShutdownRequest, ShutdownSignal};
+
+/// The report types, for code that inspects [`Report`] in detail.
+pub mod report {
+    pub use crashguard_blackbox::{
+        AllocationInfo, BreadcrumbInfo, CensusGroup, Frame, HookInfo, ModuleInfo, PanicInfo,
+        Resources, ShutdownInfo, SignalInfo, ThreadCensus, ThreadInfo,
+    };
+}
+
+/// Records a breadcrumb: a short message kept in the black box's ring, so the report of a crash
+/// shows what the service was doing. Lock-free, allocation-free, and safe to call from any
+/// thread and from signal handlers; a no-op when crashguard is not installed. Messages longer
+/// than about 100 bytes are truncated.
+///
+/// Async-signal-safe.
+pub fn breadcrumb(message: &str) {
+    if let Some(bb) = crashguard_blackbox::active() {
+        bb.breadcrumb(message);
+    }
+}
+
+/// Installs crashguard with `config`; the same as [`Config::install`].
+///
+/// Errors (never panics): invalid configuration (zero grace period, bad app name, a budget out
+/// of range), a report directory that cannot be created or written or is a symbolic link,
+/// crashguard already installed in this process, or signal handlers that cannot be installed.
+pub fn install(config: Config) -> Result<Guard, Error> {
+    install::install(config)
+}

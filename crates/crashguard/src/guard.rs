@@ -1,0 +1,127 @@
+//! [`Guard`]: the handle `install()` returns. Keep it alive for the life of the service.
+
+use std::path::{Path, PathBuf};
+
+use crashguard_blackbox::layout::OUTCOME_CLEAN_EXIT;
+use crashguard_blackbox::{BlackBox, ExitCode, Report};
+use crashguard_signals::FatalHandlers;
+
+use crate::Config;
+use crate::budgets::Budgets;
+use crate::previous::{PreviousRun, PreviousRunError};
+use crate::shutdown::{Coordinator, ShutdownSignal};
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) report_dir: PathBuf,
+    pub(crate) blackbox: &'static BlackBox,
+    pub(crate) previous: PreviousRun,
+    pub(crate) fatal: Option<FatalHandlers>,
+    pub(crate) shutdown: Option<Coordinator>,
+    pub(crate) budgets: Option<Budgets>,
+}
+
+/// crashguard, installed. Dropping the guard records a clean exit, restores the signal
+/// dispositions that were there before and stops the samplers; keep it alive in `main()`.
+pub struct Guard {
+    inner: Inner,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("app", &self.inner.config.app)
+            .field("report_dir", &self.inner.report_dir)
+            .field("blackbox", &self.inner.blackbox.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    pub(crate) fn new(inner: Inner) -> Self {
+        Guard { inner }
+    }
+
+    /// How the previous run in this slot ended, if a previous run left a readable black box.
+    /// Check [`Report::outcome`]: a clean exit is reported too.
+    pub fn previous_run(&self) -> Option<&Report> {
+        self.inner.previous.report.as_ref()
+    }
+
+    /// Where the previous run's report was stored (only abnormal ends are stored).
+    pub fn previous_report_path(&self) -> Option<&Path> {
+        self.inner.previous.stored_at.as_deref()
+    }
+
+    /// Why the previous run's black box could not be read, if it could not. Its bytes were kept
+    /// in the report directory, and this run started with a fresh black box.
+    pub fn previous_run_error(&self) -> Option<&PreviousRunError> {
+        self.inner.previous.error.as_ref()
+    }
+
+    /// The report directory in use.
+    pub fn report_dir(&self) -> &Path {
+        &self.inner.report_dir
+    }
+
+    /// The black-box file of this run (`crashguard inspect` reads it, even while running).
+    pub fn blackbox_path(&self) -> &Path {
+        self.inner.blackbox.path()
+    }
+
+    fn coordinator(&self) -> &Coordinator {
+        // Present from install until drop; drop is the only place that takes it.
+        self.inner
+            .shutdown
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("coordinator lives as long as the guard"))
+    }
+
+    /// Registers a shutdown hook. Hooks run once, in registration order, on graceful shutdown,
+    /// on [`Guard::exit`], and (under a shorter deadline) after a panic; each under its own
+    /// timeout and all under the grace period. A hook that panics or overruns is recorded by
+    /// name and the rest still run.
+    pub fn on_shutdown(&self, name: &str, hook: impl FnOnce() + Send + 'static) {
+        self.coordinator().on_shutdown(name, Box::new(hook));
+    }
+
+    /// A handle that tells when shutdown was requested. Clone it into every worker.
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.coordinator().signal()
+    }
+
+    /// Starts a graceful shutdown, as if a termination signal had arrived.
+    pub fn request_shutdown(&self, reason: &str) {
+        self.coordinator().request_app(reason);
+    }
+
+    /// Runs the shutdown hooks under the grace period, records the end, and exits with `code`.
+    /// The replacement for `std::process::exit`, which skips destructors and flushes.
+    pub fn exit(&self, code: ExitCode) -> ! {
+        self.coordinator().exit(code)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(b) = self.inner.budgets.take() {
+            b.stop();
+        }
+        if let Some(s) = self.inner.shutdown.take() {
+            s.stop();
+        }
+        crate::panic::disarm();
+        if let Some(f) = self.inner.fatal.take() {
+            let _ = f.uninstall();
+        }
+        crashguard_signals::clear_end_enricher();
+        let bb = self.inner.blackbox;
+        // Leaving `main` with the guard alive is a clean end of the guarded run. If something
+        // else already ended it (a shutdown that is exiting), its record stands.
+        if let Some(w) = bb.claim_end() {
+            w.commit(OUTCOME_CLEAN_EXIT, 0);
+        }
+        bb.disarm();
+        crate::install::release();
+    }
+}

@@ -1,0 +1,109 @@
+//! `install()`: validate, open the black box, read the previous run, arm the handlers.
+//!
+//! The order matters. The black box is armed before any handler, so a handler never runs
+//! without somewhere to write; the fatal handlers go in before the termination listener and the
+//! samplers, so a crash in their start-up is recorded; and every step undoes the earlier ones
+//! when a later one fails, so a failed `install()` leaves the process as it found it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crashguard_blackbox::{BlackBox, Options};
+use crashguard_signals::{FatalConfig, FatalHandlers};
+
+use crate::guard::{Guard, Inner};
+use crate::{Config, Error, previous};
+
+/// Whether a guard is alive in this process.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Releases the "installed" flag if `install()` fails half-way.
+struct InstallTicket {
+    armed: Option<&'static BlackBox>,
+    done: bool,
+}
+
+impl Drop for InstallTicket {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(bb) = self.armed {
+                bb.disarm();
+            }
+            INSTALLED.store(false, Ordering::Release);
+        }
+    }
+}
+
+pub(crate) fn release() {
+    INSTALLED.store(false, Ordering::Release);
+}
+
+pub(crate) fn install(config: Config) -> Result<Guard, Error> {
+    config.validate()?;
+    if INSTALLED.swap(true, Ordering::AcqRel) {
+        return Err(Error::AlreadyInstalled);
+    }
+    let mut ticket = InstallTicket {
+        armed: None,
+        done: false,
+    };
+
+    let report_dir = config.resolved_report_dir();
+    let opened = crashguard_blackbox::open(
+        &report_dir,
+        &Options {
+            app: config.app.clone(),
+            ring_capacity: config.breadcrumb_capacity,
+        },
+    )?;
+    let previous = previous::process(
+        opened.previous,
+        opened.previous_raw.as_deref(),
+        &report_dir,
+        config.retention,
+        config.symbolize_previous,
+    );
+    let blackbox = opened
+        .blackbox
+        .arm()
+        .map_err(|_| Error::BlackBox(crashguard_blackbox::Error::AlreadyArmed))?;
+    ticket.armed = Some(blackbox);
+
+    if let Some(adj) = config.oom_score_adj {
+        crate::budgets::apply_oom_score_adj(adj)?;
+    }
+
+    // The installing thread gets a guarded alternate stack so that a stack overflow on it can
+    // be handled; threads spawned through `crashguard::thread` get one at start.
+    crashguard_signals::altstack::prepare_current().map_err(Error::Signals)?;
+    crashguard_budget::thread::set_thread_start_hook(crate::thread::on_thread_start);
+    crashguard_signals::set_end_enricher(crate::budgets::enrich_end);
+
+    let termlog = crate::termlog::TermLog::open(&config.termination_log)?;
+    if let Some(fd) = termlog.as_ref().map(crate::termlog::TermLog::raw_fd) {
+        crashguard_signals::set_termination_log_fd(fd);
+    }
+
+    let fatal = FatalHandlers::install(
+        FatalConfig::new()
+            .policy(config.fatal_policy)
+            .watchdog_timeout(config.handler_timeout),
+    )
+    .map_err(Error::Signals)?;
+
+    let shutdown = crate::shutdown::Coordinator::start(&config, blackbox, termlog)?;
+    crate::panic::install(config.panic_policy, shutdown.handle());
+
+    let budgets = crate::budgets::Budgets::start(&config, blackbox, shutdown.handle())?;
+
+    blackbox.breadcrumb("crashguard installed");
+    ticket.done = true;
+    Ok(Guard::new(Inner {
+        config,
+        report_dir,
+        blackbox,
+        previous,
+        fatal: Some(fatal),
+        shutdown: Some(shutdown),
+        budgets: Some(budgets),
+    }))
+}

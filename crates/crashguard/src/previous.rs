@@ -1,0 +1,139 @@
+//! What `install()` does with the previous run's black box: refine, symbolize, store.
+
+use std::path::{Path, PathBuf};
+
+use crashguard_blackbox::{DecodeError, Frame, Outcome, Report, Retention};
+
+/// What the previous run left in this slot.
+#[derive(Debug, Default)]
+pub(crate) struct PreviousRun {
+    /// The decoded report, when the slot held a readable record.
+    pub(crate) report: Option<Report>,
+    /// Where the report was stored, when it was abnormal enough to keep.
+    pub(crate) stored_at: Option<PathBuf>,
+    /// Why the slot's contents could not be read; the file was kept for inspection.
+    pub(crate) error: Option<PreviousRunError>,
+}
+
+/// A black box that could not be decoded. The bytes were kept in the report directory so that
+/// nothing is lost; the new run starts with a fresh black box.
+#[derive(Debug, Clone)]
+pub struct PreviousRunError {
+    /// What was wrong with it.
+    pub error: DecodeError,
+    /// Where its bytes were saved, when they could be.
+    pub saved_to: Option<PathBuf>,
+}
+
+impl std::fmt::Display for PreviousRunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "previous run's black box is unreadable: {}", self.error)?;
+        if let Some(p) = &self.saved_to {
+            write!(f, " (kept as {})", p.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PreviousRunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+pub(crate) fn process(
+    previous: Option<Result<Report, DecodeError>>,
+    raw: Option<&[u8]>,
+    report_dir: &Path,
+    retention: Retention,
+    symbolize: bool,
+) -> PreviousRun {
+    match previous {
+        None => PreviousRun::default(),
+        Some(Err(error)) => {
+            let saved_to = raw.and_then(|bytes| save_corrupt(report_dir, bytes));
+            PreviousRun {
+                error: Some(PreviousRunError { error, saved_to }),
+                ..PreviousRun::default()
+            }
+        }
+        Some(Ok(mut report)) => {
+            if report.outcome == Outcome::KilledWithoutWarning {
+                crate::budgets::refine_verdict(&mut report);
+            }
+            if symbolize && !report.backtrace.is_empty() {
+                symbolize_same_binary(&mut report.backtrace);
+            }
+            let stored_at = if report.outcome.is_abnormal() {
+                crashguard_blackbox::write_report(report_dir, &report, retention).ok()
+            } else {
+                None
+            };
+            PreviousRun {
+                report: Some(report),
+                stored_at,
+                error: None,
+            }
+        }
+    }
+}
+
+fn save_corrupt(report_dir: &Path, bytes: &[u8]) -> Option<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = crashguard_blackbox::reports_dir(report_dir);
+    crashguard_blackbox::ensure_private_dir(&dir).ok()?;
+    let now = crashguard_blackbox::assafe::now_realtime_ns();
+    let path = dir.join(format!("corrupt-{now}-{}.box", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .ok()?;
+    f.write_all(bytes).ok()?;
+    f.sync_all().ok()?;
+    Some(path)
+}
+
+/// Resolves frames whose module is this very executable with the same build id, by translating
+/// the recorded module offset to this run's address and asking the in-process symbolizer.
+/// Frames of other modules are left for `crashguard show`, which resolves them offline.
+fn symbolize_same_binary(frames: &mut [Frame]) {
+    let loaded = crashguard_blackbox::modules::loaded();
+    let bias_for = |path: &str, build_id: &str| {
+        loaded
+            .iter()
+            .find(|m| {
+                crashguard_blackbox::modules::path_of(m) == path
+                    && crashguard_blackbox::modules::build_id_hex(m) == build_id
+            })
+            .map(|m| m.bias)
+    };
+    for frame in frames.iter_mut() {
+        let (Some(module), Some(offset), Some(build_id)) =
+            (&frame.module, &frame.offset, &frame.build_id)
+        else {
+            continue;
+        };
+        let Some(bias) = bias_for(module, build_id) else {
+            continue;
+        };
+        let Ok(offset) = u64::from_str_radix(offset.trim_start_matches("0x"), 16) else {
+            continue;
+        };
+        let addr = bias.wrapping_add(offset);
+        // A return address points after the call; look up the byte before it so the line is
+        // the call's, not the next statement's. The innermost frame is exact, but one byte
+        // earlier still lies inside the same instruction's function.
+        let lookup = addr.saturating_sub(1);
+        backtrace::resolve(lookup as usize as *mut std::ffi::c_void, |sym| {
+            if frame.symbol.is_none() {
+                frame.symbol = sym.name().map(|n| format!("{n:#}"));
+                frame.file = sym.filename().map(|p| p.display().to_string());
+                frame.line = sym.lineno();
+            }
+        });
+    }
+}
