@@ -64,7 +64,9 @@ pub use decode::{DecodeError, decode, decode_header, signal_info};
 pub use error::Error;
 pub use exit_code::ExitCode;
 pub use names::{code_is_sent, code_name, signal_name};
-pub use open::{MAX_SLOTS, Opened, Options, ensure_private_dir, open, validate_app};
+pub use open::{
+    MAX_SLOTS, Opened, Options, Slot, ensure_private_dir, open, open_slot, validate_app,
+};
 pub use report::*;
 pub use store::{Retention, StoredReport, list_reports, read_report, reports_dir, write_report};
 pub use writer::{BlackBox, EndWriter, active};

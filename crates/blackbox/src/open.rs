@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -94,8 +95,56 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens a free slot in `<dir>/blackbox/`, reads what it held, and prepares a fresh box.
-pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
+/// A locked slot whose previous contents were read but not yet overwritten. Keeping the two
+/// steps apart lets the caller store the previous run's report *before* the evidence in the
+/// slot is reset, so a failure in between loses nothing.
+#[derive(Debug)]
+pub struct Slot {
+    fd: OwnedFd,
+    path: PathBuf,
+    slot: u32,
+    opts: Options,
+    /// What the slot held from an earlier run; see [`Opened::previous`].
+    pub previous: Option<Result<Report, DecodeError>>,
+    /// The raw bytes when they could not be decoded.
+    pub previous_raw: Option<Vec<u8>>,
+}
+
+impl Slot {
+    /// Path of the slot's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Resets the slot's file to a fresh, running black box and maps it.
+    pub fn reset(self) -> Result<BlackBox, Error> {
+        let Slot {
+            fd,
+            path,
+            slot,
+            opts,
+            ..
+        } = self;
+        let err = |source| Error::File {
+            path: path.clone(),
+            source,
+        };
+        let len = file_size(opts.ring_capacity);
+        // Truncate to zero first so every byte of the new layout starts out zero.
+        sys::set_len(&fd, 0).map_err(err)?;
+        sys::set_len(&fd, len as u64).map_err(err)?;
+        let base = sys::map_shared(&fd, len).map_err(err)?;
+        // SAFETY: `base` maps `len` bytes of the file, zero-filled by the truncation above.
+        unsafe { initialise(base, &opts) };
+        // SAFETY: as above; the mapping is large enough for the record and its ring, and the
+        // box unmaps it only if it is dropped without being armed.
+        Ok(unsafe { BlackBox::from_mapping(base, opts.ring_capacity, path, slot, fd) })
+    }
+}
+
+/// Takes a free slot in `<dir>/blackbox/` (creating the directories, mode 0700) and reads what
+/// it held, without changing it yet.
+pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
     validate_app(&opts.app)?;
     if !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&opts.ring_capacity) {
         return Err(Error::InvalidOption {
@@ -117,33 +166,19 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path }),
             Err(source) => return Err(Error::File { path, source }),
         };
-        if !sys::try_lock(&fd).map_err(|source| Error::File {
+        let locked = sys::try_lock(&fd).map_err(|source| Error::File {
             path: path.clone(),
             source,
-        })? {
+        })?;
+        if !locked {
             continue;
         }
         let (previous, previous_raw) = read_previous(&fd, &path)?;
-        let len = file_size(opts.ring_capacity);
-        // Truncate to zero first so every byte of the new layout starts out zero.
-        sys::set_len(&fd, 0).map_err(|source| Error::File {
-            path: path.clone(),
-            source,
-        })?;
-        sys::set_len(&fd, len as u64).map_err(|source| Error::File {
-            path: path.clone(),
-            source,
-        })?;
-        let base = sys::map_shared(&fd, len).map_err(|source| Error::File {
-            path: path.clone(),
-            source,
-        })?;
-        // SAFETY: `base` maps `len` bytes of the file for the rest of the process (never unmapped).
-        unsafe { initialise(base, opts) };
-        // SAFETY: as above; the mapping is large enough for the record and its ring.
-        let blackbox = unsafe { BlackBox::from_mapping(base, opts.ring_capacity, path, slot, fd) };
-        return Ok(Opened {
-            blackbox,
+        return Ok(Slot {
+            fd,
+            path,
+            slot,
+            opts: opts.clone(),
             previous,
             previous_raw,
         });
@@ -151,6 +186,20 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
     Err(Error::NoFreeSlot {
         path: boxes,
         slots: MAX_SLOTS,
+    })
+}
+
+/// Takes a free slot, reads what it held, and resets it to a fresh black box: [`open_slot`]
+/// followed by [`Slot::reset`].
+pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
+    let mut slot = open_slot(dir, opts)?;
+    let previous = slot.previous.take();
+    let previous_raw = slot.previous_raw.take();
+    let blackbox = slot.reset()?;
+    Ok(Opened {
+        blackbox,
+        previous,
+        previous_raw,
     })
 }
 
