@@ -194,7 +194,11 @@ mod tests {
         .join()
         .expect("thread");
         assert!(size >= 64 * 1024);
-        assert_eq!(LIVE.load(Ordering::SeqCst), live_before, "mapping not freed at thread exit");
+        assert_eq!(
+            LIVE.load(Ordering::SeqCst),
+            live_before,
+            "mapping not freed at thread exit"
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ impl FatalConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.watchdog_timeout.is_zero() {
-            return Err(Error::InvalidConfig("the watchdog timeout must not be zero"));
+            return Err(Error::InvalidConfig(
+                "the watchdog timeout must not be zero",
+            ));
         }
         if self.watchdog_timeout > Duration::from_secs(600) {
             return Err(Error::InvalidConfig(
@@ -238,7 +240,9 @@ impl FatalHandlers {
 
 impl Drop for FatalHandlers {
     fn drop(&mut self) {
-        if INSTALLED.load(Ordering::Acquire) && (!self.previous.is_empty() || self.watchdog.is_some()) {
+        if INSTALLED.load(Ordering::Acquire)
+            && (!self.previous.is_empty() || self.watchdog.is_some())
+        {
             let _ = self.restore();
         }
     }
@@ -289,7 +293,8 @@ mod tests {
     fn rejects_bad_config_before_touching_anything() {
         let e = FatalHandlers::install(FatalConfig::new().watchdog_timeout(Duration::ZERO));
         assert!(matches!(e, Err(Error::InvalidConfig(_))));
-        let e = FatalHandlers::install(FatalConfig::new().second_crash_wait(Duration::from_secs(3600)));
+        let e =
+            FatalHandlers::install(FatalConfig::new().second_crash_wait(Duration::from_secs(3600)));
         assert!(matches!(e, Err(Error::InvalidConfig(_))));
     }
 

@@ -227,7 +227,8 @@ fn record(bb: &BlackBox, crash: &Crash, outcome: u32, exit_code: u32, scratch: &
     end.thread_name = [0; layout::THREAD_NAME_LEN];
     crashguard_blackbox::assafe::copy_bytes(&mut end.thread_name, crash.thread_name());
     end.frame_count = capture_frames(crash.pc, &mut scratch.frames, &mut end.frames);
-    end.detail_len = crashguard_blackbox::assafe::copy_bytes(&mut end.detail, detail_of(&scratch.line));
+    end.detail_len =
+        crashguard_blackbox::assafe::copy_bytes(&mut end.detail, detail_of(&scratch.line));
     run_enricher(end);
     writer.commit(outcome, exit_code);
 }
@@ -332,7 +333,9 @@ fn summarize<const N: usize>(crash: &Crash, memory_budget: bool, line: &mut Line
     if crash.stack_overflow {
         line.push(b": stack overflow");
     }
-    line.push(b" in thread '").push(crash.thread_name()).push(b"' (tid ");
+    line.push(b" in thread '")
+        .push(crash.thread_name())
+        .push(b"' (tid ");
     line.dec(u64::from(crash.tid)).push(b")\n");
 }
 
@@ -358,7 +361,10 @@ fn emit_summary(line: &[u8]) {
 ///
 /// `info` and `uc` are the kernel's pointers for this signal.
 unsafe fn chain(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
-    let Some(i) = crate::Signal::FATAL.iter().position(|s| s.number() == signo) else {
+    let Some(i) = crate::Signal::FATAL
+        .iter()
+        .position(|s| s.number() == signo)
+    else {
         return;
     };
     let (Some(handler), Some(flags)) = (PREV_HANDLER.get(i), PREV_FLAGS.get(i)) else {

@@ -45,13 +45,16 @@ pub(crate) fn register_current() -> bool {
 }
 
 fn register(tid: u32, low: usize, high: usize, guard: usize) -> bool {
-    let slot = TABLE.iter().find(|s| s.tid.load(Ordering::Acquire) == tid).or_else(|| {
-        TABLE.iter().find(|s| {
-            s.tid
-                .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        })
-    });
+    let slot = TABLE
+        .iter()
+        .find(|s| s.tid.load(Ordering::Acquire) == tid)
+        .or_else(|| {
+            TABLE.iter().find(|s| {
+                s.tid
+                    .compare_exchange(0, tid, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+        });
     let Some(slot) = slot else {
         return false;
     };
@@ -75,7 +78,9 @@ pub(crate) fn unregister(tid: u32) {
 ///
 /// Async-signal-safe.
 pub(crate) fn lookup(tid: u32) -> Option<(usize, usize, usize)> {
-    let slot = TABLE.iter().find(|s| s.tid.load(Ordering::Acquire) == tid)?;
+    let slot = TABLE
+        .iter()
+        .find(|s| s.tid.load(Ordering::Acquire) == tid)?;
     let guard = slot.guard.load(Ordering::Acquire);
     let low = slot.low.load(Ordering::Relaxed);
     let high = slot.high.load(Ordering::Relaxed);
@@ -122,7 +127,12 @@ mod tests {
     #[test]
     fn stack_pointer_heuristic() {
         let tid = u32::MAX - 8;
-        assert!(is_stack_overflow(libc::SIGSEGV, 0x7000_0000, 0x7000_0010, tid));
+        assert!(is_stack_overflow(
+            libc::SIGSEGV,
+            0x7000_0000,
+            0x7000_0010,
+            tid
+        ));
         assert!(!is_stack_overflow(libc::SIGSEGV, 0, 0x10, tid));
         assert!(!is_stack_overflow(libc::SIGSEGV, 0x1000, 0x7000_0000, tid));
     }
@@ -136,7 +146,10 @@ mod tests {
         let local = 5u8;
         let addr = &local as *const u8 as usize;
         let (low, high, _) = lookup(sys::gettid()).expect("registered");
-        assert!(low < addr && addr < high, "{low:#x} < {addr:#x} < {high:#x}");
+        assert!(
+            low < addr && addr < high,
+            "{low:#x} < {addr:#x} < {high:#x}"
+        );
         unregister(sys::gettid());
     }
 }

@@ -113,7 +113,9 @@ impl TerminationListener {
         Self::start_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
     }
 
-    fn start_inner(signals: &[Signal]) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
+    fn start_inner(
+        signals: &[Signal],
+    ) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
         let mut previous = Vec::with_capacity(signals.len());
         for &signal in signals {
             if previous.iter().any(|(s, _)| *s == signal) {
@@ -124,8 +126,7 @@ impl TerminationListener {
             previous.push((signal, action));
         }
         let numbers: Vec<i32> = previous.iter().map(|(s, _)| s.number()).collect();
-        let mut delivery =
-            SignalsInfo::<WithOrigin>::new(&numbers).map_err(Error::Listener)?;
+        let mut delivery = SignalsInfo::<WithOrigin>::new(&numbers).map_err(Error::Listener)?;
         rearm_registry(&previous);
         let handle = delivery.handle();
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);

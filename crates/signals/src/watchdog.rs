@@ -79,7 +79,9 @@ fn run(mut reader: io::PipeReader, timeout: Duration) {
         2,
         b"crashguard: the crash handler did not finish in time; exiting with code 84\n",
     );
-    sys::exit_now(i32::from(crashguard_blackbox::ExitCode::HandlerFailure.code()));
+    sys::exit_now(i32::from(
+        crashguard_blackbox::ExitCode::HandlerFailure.code(),
+    ));
 }
 
 /// Keeps process-directed signals away from the watchdog, so it never runs someone's handler

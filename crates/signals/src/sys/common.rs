@@ -20,7 +20,10 @@ pub(crate) fn realtime_ns() -> u64 {
 
 /// Async-signal-safe.
 fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer; clock_gettime is on the signal-safety(7) list.
     let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     if rc != 0 {
@@ -90,7 +93,11 @@ pub(crate) fn set_action(signo: c_int, action: &libc::sigaction) -> Result<libc:
     let mut old: libc::sigaction = unsafe { mem::zeroed() };
     // SAFETY: both pointers are valid; sigaction is on the list.
     let rc = unsafe { libc::sigaction(signo, action, &mut old) };
-    if rc == 0 { Ok(old) } else { Err(super::errno()) }
+    if rc == 0 {
+        Ok(old)
+    } else {
+        Err(super::errno())
+    }
 }
 
 /// Restores the default disposition of `signo`.
@@ -119,7 +126,7 @@ pub(crate) fn fatal_action(
 
 /// The handler address stored in a sigaction, as an integer.
 pub(crate) fn handler_address(action: &libc::sigaction) -> usize {
-    action.sa_sigaction as usize
+    action.sa_sigaction
 }
 
 /// Whether a sigaction's handler takes three arguments.

@@ -47,14 +47,7 @@ pub(crate) fn getpid() -> u32 {
 /// Async-signal-safe.
 pub(crate) fn kill_thread(tid: u32, signo: c_int) -> bool {
     // SAFETY: a raw tgkill system call with plain integer arguments.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_tgkill,
-            libc::getpid(),
-            tid as libc::pid_t,
-            signo,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, signo) };
     rc == 0
 }
 
@@ -64,7 +57,15 @@ pub(crate) fn kill_thread(tid: u32, signo: c_int) -> bool {
 pub(crate) fn thread_name(buf: &mut [u8; 16]) -> usize {
     *buf = [0; 16];
     // SAFETY: PR_GET_NAME writes at most 16 bytes (NUL included) into the buffer.
-    let rc = unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr() as libc::c_ulong, 0, 0, 0) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_GET_NAME,
+            buf.as_mut_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     if rc != 0 {
         return 0;
     }

@@ -124,8 +124,11 @@ extern "C" fn measuring_previous_handler(
             untouched += 1;
         }
         let mut line = crashguard_blackbox::assafe::LineBuf::<96>::new();
-        line.push(b"altstack_used=").hex((ss.ss_size - untouched) as u64);
-        line.push(b"\naltstack_size=").hex(ss.ss_size as u64).push(b"\n");
+        line.push(b"altstack_used=")
+            .hex((ss.ss_size - untouched) as u64);
+        line.push(b"\naltstack_size=")
+            .hex(ss.ss_size as u64)
+            .push(b"\n");
         libc::write(1, line.as_bytes().as_ptr().cast(), line.as_bytes().len());
         libc::_exit(0);
     }
@@ -239,7 +242,11 @@ pub(crate) fn run(name: &str) {
             scenario_null_write();
         }
         "chain_plain_handler" => {
-            install_previous(libc::SIGSEGV, plain_previous_handler as usize, false);
+            install_previous(
+                libc::SIGSEGV,
+                plain_previous_handler as *const () as usize,
+                false,
+            );
             setup(FatalConfig::new());
             scenario_null_write();
         }
@@ -262,7 +269,11 @@ pub(crate) fn run(name: &str) {
             let _ = second.join();
         }
         "stack_usage_std_thread" => {
-            install_previous(libc::SIGSEGV, measuring_previous_handler as usize, true);
+            install_previous(
+                libc::SIGSEGV,
+                measuring_previous_handler as *const () as usize,
+                true,
+            );
             setup(FatalConfig::new().summary_to_stderr(true));
             let t = std::thread::Builder::new()
                 .name("measured".into())
