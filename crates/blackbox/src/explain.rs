@@ -119,10 +119,7 @@ pub fn explain(status: u8) -> Explanation {
         meanings.push(Meaning {
             source: Source::Signal,
             name: name.clone(),
-            description: format!(
-                "killed by signal {} ({name}): {}",
-                text.number, text.description
-            ),
+            description: text.description.to_owned(),
             causes: strings(text.causes),
             checks: strings(text.checks),
         });

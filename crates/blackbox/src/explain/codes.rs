@@ -237,7 +237,7 @@ const GENERAL: &[(u8, CodeText)] = &[
         CodeText {
             source: Source::Convention,
             name: "exit(-1)",
-            description: "exit(-1) or an out-of-range status: only the low 8 bits of an exit status survive, so -1 becomes 255",
+            description: "an out-of-range exit value: only the low 8 bits of an exit status survive, so exit(-1) becomes 255",
             causes: &[
                 "a program calling exit(-1) or exit(255) for a generic error",
                 "ssh: the connection itself failed (host unreachable, authentication refused); otherwise ssh returns the remote command's status",

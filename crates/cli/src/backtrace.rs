@@ -1,0 +1,128 @@
+//! Symbolizing a report's backtrace: which module to open for each frame, what to say about
+//! frames that stay raw, and how the result goes back into the report's JSON form.
+
+use std::path::PathBuf;
+
+use crashguard_blackbox::{Frame, Report};
+
+use crate::symbolize::{FrameRef, Location, Symbolizer};
+
+/// How to symbolize.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Leave every frame as recorded.
+    pub disabled: bool,
+    /// Use this file in place of the crashed executable.
+    pub binary: Option<PathBuf>,
+}
+
+/// One frame and what it resolved to.
+#[derive(Clone, Debug)]
+pub struct ResolvedFrame {
+    /// Position in the recorded backtrace, innermost first.
+    pub index: usize,
+    /// The frame as recorded.
+    pub frame: Frame,
+    /// Source locations, innermost inlined function first; empty when unresolved.
+    pub locations: Vec<Location>,
+    /// Why the frame stayed raw, when symbolization was attempted and failed.
+    pub error: Option<String>,
+}
+
+/// A symbolized backtrace.
+#[derive(Clone, Debug, Default)]
+pub struct Resolved {
+    /// The frames, innermost first.
+    pub frames: Vec<ResolvedFrame>,
+    /// One line per module that could not be used (missing file, build-id mismatch, ...).
+    pub notes: Vec<String>,
+}
+
+/// The executable's path as the report names it.
+pub fn executable_of(report: &Report) -> Option<&str> {
+    report
+        .executable
+        .as_deref()
+        .or_else(|| report.modules.first().map(|m| m.path.as_str()))
+}
+
+/// Symbolizes every frame of `report` that is not symbolized yet (all of them with `--binary`).
+pub fn resolve(report: &Report, opts: &Options) -> Resolved {
+    let mut symbolizer = match &opts.binary {
+        Some(binary) => Symbolizer::new().with_binary(executable_of(report), binary.clone()),
+        None => Symbolizer::new(),
+    };
+    let frames = report
+        .backtrace
+        .iter()
+        .enumerate()
+        .map(|(index, frame)| {
+            let recorded = frame.symbol.as_ref().map(|symbol| Location {
+                function: Some(symbol.clone()),
+                file: frame.file.clone(),
+                line: frame.line,
+                ..Location::default()
+            });
+            if opts.disabled || (recorded.is_some() && opts.binary.is_none()) {
+                return ResolvedFrame {
+                    index,
+                    frame: frame.clone(),
+                    locations: recorded.into_iter().collect(),
+                    error: None,
+                };
+            }
+            let r = FrameRef {
+                module: frame.module.as_deref(),
+                offset: frame.offset.as_deref(),
+                build_id: frame.build_id.as_deref(),
+                return_address: index > 0,
+            };
+            match symbolizer.symbolize(r) {
+                Ok(locations) => ResolvedFrame {
+                    index,
+                    frame: frame.clone(),
+                    locations,
+                    error: None,
+                },
+                Err(e) => ResolvedFrame {
+                    index,
+                    frame: frame.clone(),
+                    locations: recorded.into_iter().collect(),
+                    error: Some(e.to_string()),
+                },
+            }
+        })
+        .collect();
+    let notes = symbolizer
+        .failures()
+        .into_iter()
+        .map(|(path, e)| format!("frames in {} left raw: {e}", path.display()))
+        .collect();
+    Resolved { frames, notes }
+}
+
+/// The report with its backtrace replaced by the symbolized one. A frame whose address lies in
+/// inlined code becomes one entry per function (sharing `ip`, innermost first), as Rust's own
+/// backtraces print them.
+pub fn apply(report: &Report, resolved: &Resolved) -> Report {
+    let mut out = report.clone();
+    out.backtrace = resolved
+        .frames
+        .iter()
+        .flat_map(|rf| {
+            if rf.locations.is_empty() {
+                return vec![rf.frame.clone()];
+            }
+            rf.locations
+                .iter()
+                .map(|l| Frame {
+                    symbol: l.function.clone(),
+                    file: l.file.clone(),
+                    line: l.line,
+                    ..rf.frame.clone()
+                })
+                .collect()
+        })
+        .collect();
+    out
+}

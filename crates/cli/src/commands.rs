@@ -1,0 +1,160 @@
+//! The subcommands, as functions from their arguments to the text they print.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::backtrace::{self, Options};
+use crate::error::Error;
+use crate::input::{self, BoxInfo, BoxState, Loaded};
+use crate::{list, render};
+
+/// What a command prints.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// For standard output.
+    pub stdout: String,
+    /// Warnings for standard error (kept off standard output so `--json` stays parseable).
+    pub warnings: Vec<String>,
+}
+
+fn json<T: Serialize>(value: &T) -> String {
+    // The values printed are plain data with string keys, which always serialize.
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// `crashguard list DIR`.
+pub fn list(dir: &Path, as_json: bool) -> Result<Output, Error> {
+    let l = list::listing(dir)?;
+    let stdout = if as_json { json(&l) } else { list::render(&l) };
+    Ok(Output {
+        stdout,
+        warnings: Vec::new(),
+    })
+}
+
+/// Renders a loaded report. `show --json` prints exactly the report's schema; `inspect --json`
+/// wraps it with what the black box itself says.
+fn present(loaded: &Loaded, as_json: bool, opts: &Options, inspecting: bool) -> Output {
+    let bt = backtrace::resolve(&loaded.report, opts);
+    if !as_json {
+        let stdout = render::report(&loaded.path, &loaded.report, loaded.blackbox.as_ref(), &bt);
+        return Output {
+            stdout,
+            warnings: Vec::new(),
+        };
+    }
+    let report = backtrace::apply(&loaded.report, &bt);
+    let stdout = match loaded.blackbox.as_ref().filter(|_| inspecting) {
+        None => json(&report),
+        Some(info) => {
+            #[derive(Serialize)]
+            struct Inspected<'a> {
+                path: &'a Path,
+                black_box: &'a BoxInfo,
+                process_alive: Option<bool>,
+                report: &'a crashguard_blackbox::Report,
+            }
+            let alive = (info.state == BoxState::Running)
+                .then(|| input::pid_alive(report.pid))
+                .flatten();
+            json(&Inspected {
+                path: &loaded.path,
+                black_box: info,
+                process_alive: alive,
+                report: &report,
+            })
+        }
+    };
+    Output {
+        stdout,
+        warnings: bt.notes,
+    }
+}
+
+/// `crashguard show TARGET`: the newest report of a directory, a report file or a black box.
+pub fn show(target: &Path, as_json: bool, opts: &Options) -> Result<Output, Error> {
+    Ok(present(&input::load_target(target)?, as_json, opts, false))
+}
+
+/// `crashguard inspect FILE`: a raw black box only.
+pub fn inspect(file: &Path, as_json: bool, opts: &Options) -> Result<Output, Error> {
+    if file.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is a directory; inspect takes a black-box file (see `crashguard list {}`)",
+            file.display(),
+            file.display()
+        )));
+    }
+    Ok(present(&input::load_blackbox(file)?, as_json, opts, true))
+}
+
+/// Parses an exit status: a whole number from 0 to 255.
+pub fn parse_status(s: &str) -> Result<u8, Error> {
+    let expected = format!("invalid exit status {s:?}: expected a whole number from 0 to 255");
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| Error::Usage(expected.clone()))?;
+    if let Ok(status) = u8::try_from(n) {
+        return Ok(status);
+    }
+    Err(Error::Usage(if n < 0 {
+        format!(
+            "{expected} (a process that calls exit({n}) is seen as {})",
+            n.rem_euclid(256)
+        )
+    } else {
+        format!("{expected} (an exit status is one byte)")
+    }))
+}
+
+/// `crashguard explain STATUS`.
+pub fn explain(status: &str, as_json: bool) -> Result<Output, Error> {
+    let e = crashguard_blackbox::explain::explain(parse_status(status)?);
+    let stdout = if as_json { json(&e) } else { e.to_string() };
+    Ok(Output {
+        stdout,
+        warnings: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(parse_status("0").ok(), Some(0));
+        assert_eq!(parse_status(" 255 ").ok(), Some(255));
+        assert!(parse_status("256").is_err());
+        assert!(
+            parse_status("-1")
+                .unwrap_err()
+                .to_string()
+                .contains("seen as 255")
+        );
+        assert!(parse_status("abc").is_err());
+        assert!(parse_status("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn explain_never_fails_for_a_byte(n in any::<u8>()) {
+            let out = explain(&n.to_string(), false).expect("valid status");
+            let prefix = format!("exit status {n}: ");
+            prop_assert!(out.stdout.starts_with(&prefix));
+            let out = explain(&n.to_string(), true).expect("valid status");
+            let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+            prop_assert_eq!(v["status"].as_u64(), Some(u64::from(n)));
+        }
+
+        #[test]
+        fn parse_status_never_panics(s in ".*") {
+            let _ = parse_status(&s);
+        }
+    }
+}

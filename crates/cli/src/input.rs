@@ -1,0 +1,198 @@
+//! Finding and reading what the commands work on: a report directory, a report JSON file, or a
+//! raw black-box file (recognised by its magic, whatever its name).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crashguard_blackbox::layout::{self, Header, MAGIC, Record};
+use crashguard_blackbox::{Report, decode, decode_header, list_reports, reports_dir};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Files larger than this are not reports or black boxes (a black box is under 1 MiB); reading
+/// stops here so that pointing the command at a huge file fails quickly.
+const MAX_INPUT: u64 = 64 << 20;
+
+/// The state word of a black box: what the process that owned it was doing last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxState {
+    /// Created but never armed.
+    Empty,
+    /// Armed: the process is still running, or vanished without any handler running.
+    Running,
+    /// The end section is complete.
+    Ended,
+    /// A value this reader does not know.
+    Unknown(u32),
+}
+
+impl BoxState {
+    /// The state as the layout names it.
+    pub fn label(self) -> String {
+        match self {
+            BoxState::Empty => "EMPTY".to_owned(),
+            BoxState::Running => "RUNNING".to_owned(),
+            BoxState::Ended => "ENDED".to_owned(),
+            BoxState::Unknown(v) => format!("unknown ({v})"),
+        }
+    }
+}
+
+/// Facts about a raw black-box file beyond its report.
+#[derive(Clone, Debug, Serialize)]
+pub struct BoxInfo {
+    /// The state word.
+    pub state: BoxState,
+    /// Layout version.
+    pub version: u32,
+    /// Breadcrumb ring capacity.
+    pub ring_capacity: u32,
+    /// File size the header declares.
+    pub file_size: u64,
+}
+
+/// What a path turned out to hold.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The file read.
+    pub path: PathBuf,
+    /// `Some` for a raw black box, `None` for a report JSON.
+    pub blackbox: Option<BoxInfo>,
+    /// The report.
+    pub report: Report,
+}
+
+/// Reads `path`, at most 64 MiB of it.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+    let file = fs::File::open(path).map_err(|e| Error::read(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::read(path, e))?;
+    Ok(bytes)
+}
+
+/// Whether `bytes` start like a black box.
+pub fn is_blackbox(bytes: &[u8]) -> bool {
+    bytes.starts_with(&MAGIC)
+}
+
+/// The state word of a black box whose header is valid.
+pub fn box_state(bytes: &[u8]) -> Option<BoxState> {
+    let off = std::mem::offset_of!(Record, state);
+    let word: [u8; 4] = bytes.get(off..off + 4)?.try_into().ok()?;
+    Some(match u32::from_ne_bytes(word) {
+        layout::STATE_EMPTY => BoxState::Empty,
+        layout::STATE_RUNNING => BoxState::Running,
+        layout::STATE_ENDED => BoxState::Ended,
+        other => BoxState::Unknown(other),
+    })
+}
+
+fn box_info(header: &Header, bytes: &[u8]) -> BoxInfo {
+    BoxInfo {
+        state: box_state(bytes).unwrap_or(BoxState::Unknown(u32::MAX)),
+        version: header.version,
+        ring_capacity: header.ring_capacity,
+        file_size: header.file_size,
+    }
+}
+
+/// Decodes a raw black box; anything else is a data error.
+pub fn load_blackbox(path: &Path) -> Result<Loaded, Error> {
+    let bytes = read_bytes(path)?;
+    let decode_err = |source| Error::Decode {
+        path: path.to_owned(),
+        source,
+    };
+    let header = decode_header(&bytes).map_err(decode_err)?;
+    let report = decode(&bytes).map_err(decode_err)?;
+    Ok(Loaded {
+        path: path.to_owned(),
+        blackbox: Some(box_info(&header, &bytes)),
+        report,
+    })
+}
+
+/// Reads a file that is either a raw black box or a report JSON.
+pub fn load_file(path: &Path) -> Result<Loaded, Error> {
+    let bytes = read_bytes(path)?;
+    if is_blackbox(&bytes) {
+        return load_blackbox(path);
+    }
+    let report: Report = serde_json::from_slice(&bytes).map_err(|source| Error::InvalidReport {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Loaded {
+        path: path.to_owned(),
+        blackbox: None,
+        report,
+    })
+}
+
+/// The report files of a report directory, newest first, and the directory searched.
+///
+/// `dir` may be the report directory given to `Config::report_dir` or its `reports/`
+/// subdirectory.
+pub fn report_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
+    let meta = fs::metadata(dir).map_err(|e| Error::read(dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let root = if !reports_dir(dir).is_dir() && dir.file_name().is_some_and(|n| n == "reports") {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let files = list_reports(root).map_err(Error::Store)?;
+    Ok((
+        reports_dir(root),
+        files.into_iter().map(|r| r.path).collect(),
+    ))
+}
+
+/// The newest report in a report directory.
+pub fn load_newest(dir: &Path) -> Result<Loaded, Error> {
+    let (searched, files) = report_files(dir)?;
+    let newest = files.first().ok_or(Error::NoReports { dir: searched })?;
+    load_file(newest)
+}
+
+/// A directory, or a file of either kind.
+pub fn load_target(target: &Path) -> Result<Loaded, Error> {
+    let meta = fs::metadata(target).map_err(|e| Error::read(target, e))?;
+    if meta.is_dir() {
+        load_newest(target)
+    } else {
+        load_file(target)
+    }
+}
+
+/// The black-box files of a report directory (`<dir>/blackbox/*.box`), by name.
+pub fn blackbox_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir.join("blackbox")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "box") && p.is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a process with this pid exists on this machine (`/proc/<pid>`); `None` off Linux.
+pub fn pid_alive(pid: u32) -> Option<bool> {
+    if !Path::new("/proc/self").exists() {
+        return None;
+    }
+    Some(pid != 0 && Path::new(&format!("/proc/{pid}")).exists())
+}

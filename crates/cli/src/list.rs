@@ -1,0 +1,285 @@
+//! `crashguard list`: the reports of a directory as a table, newest first, and the black boxes
+//! that processes hold there now.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use crashguard_blackbox::{Outcome, Report, signal_name};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::input::{self, BoxState};
+use crate::units::{bytes, humanize_byte_counts, short_time};
+
+/// Characters of the summary column before it is cut.
+const SUMMARY_WIDTH: usize = 90;
+
+/// One row: a report, or why its file could not be read.
+#[derive(Debug, Serialize)]
+pub struct Entry {
+    /// The report file.
+    pub path: PathBuf,
+    /// The report, when it parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<Report>,
+    /// Why it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A black-box slot file.
+#[derive(Debug, Serialize)]
+pub struct BoxEntry {
+    /// The file.
+    pub path: PathBuf,
+    /// Its state, when the header is valid.
+    pub state: Option<BoxState>,
+    /// The owning application and pid, when the session decodes.
+    pub app: Option<String>,
+    /// See `app`.
+    pub pid: Option<u32>,
+    /// Whether that pid is alive on this machine.
+    pub alive: Option<bool>,
+    /// Why the file could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything `list` shows.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    /// The directory the reports came from.
+    pub reports_dir: PathBuf,
+    /// Reports, newest first.
+    pub reports: Vec<Entry>,
+    /// Black-box slot files.
+    pub black_boxes: Vec<BoxEntry>,
+}
+
+/// Reads the reports and black boxes of `dir`.
+pub fn listing(dir: &Path) -> Result<Listing, Error> {
+    let (reports_dir, files) = input::report_files(dir)?;
+    let reports = files
+        .into_iter()
+        .map(|path| match input::load_file(&path) {
+            Ok(l) => Entry {
+                path,
+                report: Some(l.report),
+                error: None,
+            },
+            Err(e) => Entry {
+                path,
+                report: None,
+                error: Some(e.to_string()),
+            },
+        })
+        .collect();
+    let root = reports_dir.parent().unwrap_or(dir);
+    let black_boxes = input::blackbox_files(root)
+        .into_iter()
+        .map(|path| box_entry(&path))
+        .collect();
+    Ok(Listing {
+        reports_dir,
+        reports,
+        black_boxes,
+    })
+}
+
+fn box_entry(path: &Path) -> BoxEntry {
+    let mut e = BoxEntry {
+        path: path.to_owned(),
+        state: None,
+        app: None,
+        pid: None,
+        alive: None,
+        error: None,
+    };
+    match input::read_bytes(path) {
+        Ok(bytes) => {
+            if crashguard_blackbox::decode_header(&bytes).is_ok() {
+                e.state = input::box_state(&bytes);
+            }
+            match crashguard_blackbox::decode(&bytes) {
+                Ok(r) => {
+                    e.alive = input::pid_alive(r.pid);
+                    e.app = Some(r.app);
+                    e.pid = Some(r.pid);
+                }
+                Err(err) => e.error = Some(err.to_string()),
+            }
+        }
+        Err(err) => e.error = Some(err.to_string()),
+    }
+    e
+}
+
+/// The status column: the number, and the signal for `128 + n`.
+pub fn status(r: &Report) -> String {
+    match r.exit_code {
+        Some(code) => match code.checked_sub(128).and_then(signal_name) {
+            Some(name) => format!("{code} {name}"),
+            None => code.to_string(),
+        },
+        None => "-".to_owned(),
+    }
+}
+
+/// One line on what happened.
+pub fn summary(r: &Report) -> String {
+    let mut s = match r.outcome {
+        Outcome::CleanExit => match &r.shutdown {
+            Some(sd) => format!("clean exit after a shutdown ({})", sd.reason),
+            None => "clean exit".to_owned(),
+        },
+        Outcome::FatalSignal => {
+            let mut s = String::new();
+            if let Some(sig) = &r.signal {
+                let _ = write!(
+                    s,
+                    "{}",
+                    if sig.name.is_empty() {
+                        "unknown signal"
+                    } else {
+                        &sig.name
+                    }
+                );
+                if !sig.code_name.is_empty() {
+                    let _ = write!(s, " {}", sig.code_name);
+                }
+                if let Some(a) = &sig.fault_address {
+                    let _ = write!(s, " at {a}");
+                }
+                if let Some(pid) = sig.sender_pid {
+                    let _ = write!(s, " from pid {pid}");
+                }
+            }
+            if r.stack_overflow {
+                s.push_str(" (stack overflow)");
+            }
+            s
+        }
+        Outcome::MemoryBudget => match &r.allocation {
+            Some(a) => format!(
+                "refused {} with {} live",
+                bytes(a.request_bytes),
+                bytes(a.live_bytes)
+            ),
+            None => "memory budget exhausted".to_owned(),
+        },
+        Outcome::KilledWithoutWarning => r
+            .verdict
+            .clone()
+            .unwrap_or_else(|| "killed without warning".to_owned()),
+        other => other.as_str().replace('_', " "),
+    };
+    if let Some(t) = &r.thread
+        && r.outcome == Outcome::FatalSignal
+        && !t.name.is_empty()
+    {
+        let _ = write!(s, " on '{}'", t.name);
+    }
+    if let Some(p) = &r.panic {
+        let _ = write!(
+            s,
+            "{}'{}' at {}",
+            if s.is_empty() { "" } else { ": " },
+            p.message,
+            p.location
+        );
+    } else if let Some(d) = &r.detail {
+        let _ = write!(s, ": {d}");
+    }
+    truncate(&humanize_byte_counts(&s.replace('\n', " ")), SUMMARY_WIDTH)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// The table as text.
+pub fn render(l: &Listing) -> String {
+    let mut rows: Vec<[String; 6]> = vec![[
+        "TIME (UTC)".into(),
+        "APP".into(),
+        "PID".into(),
+        "OUTCOME".into(),
+        "STATUS".into(),
+        "SUMMARY".into(),
+    ]];
+    for e in &l.reports {
+        rows.push(match (&e.report, &e.error) {
+            (Some(r), _) => [
+                short_time(r.ended_at.as_deref().unwrap_or(&r.started_at)),
+                r.app.clone(),
+                r.pid.to_string(),
+                r.outcome.as_str().to_owned(),
+                status(r),
+                summary(r),
+            ],
+            (None, err) => [
+                "?".into(),
+                e.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "?".into(),
+                "unreadable".into(),
+                "-".into(),
+                truncate(err.as_deref().unwrap_or(""), SUMMARY_WIDTH),
+            ],
+        });
+    }
+    let mut out = String::new();
+    if l.reports.is_empty() {
+        let _ = writeln!(out, "no crash reports in {}", l.reports_dir.display());
+    } else {
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let _ = write!(line, "{cell:<w$}  ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    if !l.black_boxes.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "black boxes (decode one with `crashguard inspect FILE`):"
+        );
+        for b in &l.black_boxes {
+            let name = b
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let state = b
+                .state
+                .map(BoxState::label)
+                .unwrap_or_else(|| "unreadable".to_owned());
+            let owner = match (&b.app, b.pid, b.alive) {
+                (Some(app), Some(pid), Some(true)) => format!("{app} pid {pid} (alive)"),
+                (Some(app), Some(pid), _) => format!("{app} pid {pid}"),
+                _ => b.error.clone().unwrap_or_default(),
+            };
+            let _ = writeln!(out, "  {name:<24} {state:<9} {owner}");
+        }
+    }
+    out
+}

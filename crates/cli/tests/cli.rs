@@ -1,0 +1,335 @@
+//! The `crashguard` binary against black boxes and reports made with the black-box crate.
+
+mod common;
+
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use crashguard_blackbox::Report;
+use crashguard_blackbox::layout::{Header, Record, Session};
+
+/// A function whose address the symbolization tests record as the crashing frame.
+#[inline(never)]
+fn crashguard_cli_test_marker() -> u64 {
+    std::hint::black_box(0x5eed)
+}
+
+fn marker_ip() -> u64 {
+    crashguard_cli_test_marker as *const () as usize as u64
+}
+
+#[test]
+fn explain_known_statuses() {
+    for (status, needles) in [
+        ("0", &["EXIT_SUCCESS", "graceful shutdown"][..]),
+        ("70", &["panic", "EX_SOFTWARE"]),
+        ("80", &["memory_budget", "OOM killer"]),
+        ("134", &["SIGABRT", "memory allocation of N bytes failed"]),
+        (
+            "137",
+            &[
+                "SIGKILL",
+                "OOM killer",
+                "dmesg",
+                "likely OOM-killed",
+                "docker stop",
+            ],
+        ),
+        ("139", &["SIGSEGV", "stack overflow", "SEGV_MAPERR"]),
+        ("143", &["SIGTERM", "docker stop"]),
+        ("255", &["exit(-1)", "ssh"]),
+    ] {
+        let o = crashguard(&["explain", status]);
+        assert_status(&o, 0);
+        let out = stdout(&o);
+        assert!(out.starts_with(&format!("exit status {status}: ")), "{out}");
+        for n in needles {
+            assert!(out.contains(n), "explain {status} lacks {n:?}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn explain_rejects_what_is_not_a_status() {
+    for bad in ["300", "-1", "abc", "256"] {
+        let o = crashguard(&["explain", bad]);
+        assert_status(&o, 64);
+        assert!(
+            stderr(&o).contains("invalid exit status"),
+            "{bad}: {}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty());
+    }
+    assert_status(&crashguard(&["explain"]), 64);
+    assert_status(&crashguard(&["frobnicate"]), 64);
+}
+
+#[test]
+fn explain_json() {
+    let o = crashguard(&["explain", "--json", "137"]);
+    assert_status(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["status"], 137);
+    assert_eq!(v["signal"]["name"], "SIGKILL");
+    let o = crashguard(&["--json", "explain", "70"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["crashguard_code"], "panic");
+}
+
+#[test]
+fn show_a_raw_black_box_symbolizes_the_crashing_frame() {
+    let dir = temp_dir("show-box");
+    let bytes = make_box(&dir, "symbolize", |bb| {
+        bb.breadcrumb("about to crash");
+        // The second frame is a return address just past the marker's first byte, as an
+        // unwinder would record a call from it.
+        end_with_segv(bb, &[marker_ip(), marker_ip() + 1]);
+    });
+    let file = dir.join("crash.box");
+    fs::write(&file, &bytes).expect("write");
+    let o = crashguard(&["show", file.to_str().expect("utf-8 path")]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for needle in [
+        "SIGSEGV",
+        "SEGV_MAPERR",
+        "0x0",
+        "'worker'",
+        "crashguard_cli_test_marker",
+        "cli.rs",
+        "about to crash",
+        "139",
+    ] {
+        assert!(out.contains(needle), "show lacks {needle:?}:\n{out}");
+    }
+    assert!(!out.contains("left raw"), "{out}");
+
+    let o = crashguard(&["show", "--json", file.to_str().expect("utf-8 path")]);
+    assert_status(&o, 0);
+    let r: Report = serde_json::from_str(&stdout(&o)).expect("show --json is a Report");
+    assert_eq!(r.outcome.as_str(), "fatal_signal");
+    let symbol = r
+        .backtrace
+        .first()
+        .and_then(|f| f.symbol.clone())
+        .unwrap_or_default();
+    assert!(symbol.contains("crashguard_cli_test_marker"), "{symbol}");
+    assert!(r.backtrace.first().and_then(|f| f.line).is_some());
+}
+
+#[test]
+fn show_refuses_a_binary_with_another_build_id() {
+    let dir = temp_dir("mismatch");
+    let bytes = make_box(&dir, "mismatch", |bb| end_with_segv(bb, &[marker_ip()]));
+    let file = dir.join("crash.box");
+    fs::write(&file, &bytes).expect("write");
+    // The crashguard binary is a different build from this test executable.
+    let other = env!("CARGO_BIN_EXE_crashguard");
+    let o = crashguard(&[
+        "show",
+        "--binary",
+        other,
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("refusing to symbolize"), "{out}");
+    assert!(
+        !out.contains("crashguard_cli_test_marker"),
+        "a mismatched binary was used:\n{out}"
+    );
+    // With --json the refusal goes to stderr and the frame stays raw.
+    let o = crashguard(&[
+        "show",
+        "--json",
+        "--binary",
+        other,
+        file.to_str().expect("utf-8 path"),
+    ]);
+    assert_status(&o, 0);
+    assert!(stderr(&o).contains("refusing to symbolize"));
+    let r: Report = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(r.backtrace.first().and_then(|f| f.symbol.clone()), None);
+}
+
+#[test]
+fn list_and_show_a_report_directory_newest_first() {
+    let dir = temp_dir("list");
+    let older = make_box(&dir, "svc", |bb| {
+        bb.breadcrumb("old run");
+        end_with_segv(bb, &[marker_ip()]);
+    });
+    let (older_path, _) = store_report(&dir, &older);
+    let newer = make_box(&dir, "svc", |bb| {
+        heartbeat_near_limit(bb);
+        bb.breadcrumb("new run");
+    });
+    let (newer_path, newer_report) = store_report(&dir, &newer);
+    // Make the order independent of the file system's timestamp resolution.
+    let now = SystemTime::now();
+    let set = |p: &std::path::Path, t: SystemTime| {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(t))
+            .expect("set mtime")
+    };
+    set(&older_path, now - Duration::from_secs(60));
+    set(&newer_path, now);
+
+    let d = dir.to_str().expect("utf-8 path");
+    let o = crashguard(&["list", d]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("TIME"), "{out}");
+    assert!(
+        lines[1].contains("killed_without_warning") && lines[1].contains("likely OOM-killed"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("fatal_signal") && lines[2].contains("139 SIGSEGV"),
+        "{out}"
+    );
+    assert!(lines[2].contains(&std::process::id().to_string()), "{out}");
+
+    let o = crashguard(&["list", "--json", d]);
+    assert_status(&o, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["reports"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        v["reports"][0]["report"]["outcome"],
+        "killed_without_warning"
+    );
+
+    // `show DIR` picks the newest report and prints memory in human units.
+    let o = crashguard(&["show", d]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    for needle in [
+        "killed_without_warning",
+        "likely OOM-killed",
+        "950.0 MiB of 1.0 GiB (92.8%)",
+        "200.0 MiB",
+        "new run",
+        "crashguard explain 137",
+    ] {
+        assert!(out.contains(needle), "show lacks {needle:?}:\n{out}");
+    }
+    let o = crashguard(&["show", "--json", d]);
+    let r: Report = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(r, newer_report);
+    // The reports/ directory itself works too.
+    assert_status(
+        &crashguard(&["list", dir.join("reports").to_str().expect("utf-8")]),
+        0,
+    );
+}
+
+#[test]
+fn missing_and_empty_inputs() {
+    let dir = temp_dir("empty");
+    let d = dir.to_str().expect("utf-8 path");
+    let o = crashguard(&["list", d]);
+    assert_status(&o, 0);
+    assert!(stdout(&o).contains("no crash reports"));
+    let o = crashguard(&["show", d]);
+    assert_status(&o, 66);
+    assert!(stderr(&o).contains("no crash reports"), "{}", stderr(&o));
+    let missing = dir.join("nope");
+    let m = missing.to_str().expect("utf-8 path");
+    for args in [&["list", m][..], &["show", m], &["inspect", m]] {
+        let o = crashguard(args);
+        assert_status(&o, 66);
+        assert!(
+            stderr(&o).contains("no such file or directory"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn inspect_a_box_whose_process_is_still_running() {
+    let dir = temp_dir("running");
+    let bytes = make_box(&dir, "alive", |bb| bb.breadcrumb("still going"));
+    let file = dir.join("running.box");
+    fs::write(&file, &bytes).expect("write");
+    let o = crashguard(&["inspect", file.to_str().expect("utf-8 path")]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    assert!(out.contains("RUNNING"), "{out}");
+    assert!(
+        out.contains("process still running or vanished without a handler"),
+        "{out}"
+    );
+    // This test process wrote the box and is alive.
+    assert!(out.contains("is alive here"), "{out}");
+    assert!(out.contains("still going"), "{out}");
+    let o = crashguard(&["inspect", "--json", file.to_str().expect("utf-8 path")]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+    assert_eq!(v["black_box"]["state"], "running");
+    assert_eq!(v["process_alive"], true);
+}
+
+#[test]
+fn corrupt_black_boxes_are_clear_errors() {
+    let dir = temp_dir("corrupt");
+    let good = make_box(&dir, "corrupt", |bb| end_with_segv(bb, &[marker_ip()]));
+    let session_app = std::mem::offset_of!(Record, session) + std::mem::offset_of!(Session, app);
+    let end_field = std::mem::offset_of!(Record, end) + 8;
+
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    cases.push(("empty", Vec::new(), "truncated"));
+    cases.push(("truncated-header", good[..20].to_vec(), "truncated"));
+    cases.push((
+        "truncated-ring",
+        good[..good.len() - 100].to_vec(),
+        "truncated",
+    ));
+    let mut bad_magic = good.clone();
+    bad_magic[0] ^= 0xff;
+    cases.push(("bad-magic", bad_magic, "bad magic"));
+    let mut header = good.clone();
+    header[std::mem::offset_of!(Header, checksum)] ^= 0x01;
+    cases.push(("header-byte", header, "corrupt"));
+    let mut session = good.clone();
+    session[session_app] ^= 0x20;
+    cases.push(("session-byte", session, "session section is corrupt"));
+    let mut end = good.clone();
+    end[end_field] ^= 0x01;
+    cases.push(("end-byte", end, "end section is corrupt"));
+
+    for (name, bytes, needle) in cases {
+        let file = dir.join(format!("{name}.box"));
+        fs::write(&file, &bytes).expect("write");
+        let f = file.to_str().expect("utf-8 path");
+        let o = crashguard(&["inspect", f]);
+        assert_status(&o, 65);
+        let err = stderr(&o);
+        assert!(err.contains(f) && err.contains(needle), "{name}: {err}");
+        assert!(stdout(&o).is_empty(), "{name}");
+        // `show` gives the same verdict for anything that starts like a black box, and calls
+        // the rest neither a black box nor a report.
+        let o = crashguard(&["show", f]);
+        assert_status(&o, 65);
+    }
+    let o = crashguard(&["inspect", dir.to_str().expect("utf-8 path")]);
+    assert_status(&o, 64);
+}
+
+#[test]
+fn invalid_report_json_is_a_data_error() {
+    let dir = temp_dir("badjson");
+    let file = dir.join("r.json");
+    fs::write(&file, b"{\"schema_version\": 1, \"app\": ").expect("write");
+    let o = crashguard(&["show", file.to_str().expect("utf-8 path")]);
+    assert_status(&o, 65);
+    assert!(
+        stderr(&o).contains("neither a crashguard black box nor a report JSON"),
+        "{}",
+        stderr(&o)
+    );
+}

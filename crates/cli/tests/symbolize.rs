@@ -1,0 +1,147 @@
+//! The symbolizer against this very test executable: a function's address, made
+//! module-relative from `/proc/self/maps` and the ELF program headers, resolves to its name; a
+//! recorded build id that differs from the file's is refused.
+
+use std::path::PathBuf;
+
+use crashguard_cli::symbolize::{FrameRef, SymbolizeError, Symbolizer, build_id_of};
+use object::{Object, ObjectSegment};
+
+#[inline(never)]
+fn symbolize_me_please() -> u32 {
+    std::hint::black_box(7)
+}
+
+/// The module containing `addr` and the address's offset from the module's load bias, found
+/// the way a debugger would: the mapping from /proc/self/maps gives the file offset, and the
+/// ELF segment holding that file offset gives the link-time address.
+fn module_and_offset(addr: u64) -> (PathBuf, u64) {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode), Some(path)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            continue;
+        };
+        let (start, end) = range.split_once('-').expect("range");
+        let start = u64::from_str_radix(start, 16).expect("start");
+        let end = u64::from_str_radix(end, 16).expect("end");
+        if !(start..end).contains(&addr) {
+            continue;
+        }
+        let file_off = addr - start + u64::from_str_radix(offset, 16).expect("offset");
+        let data = std::fs::read(path).expect("read own executable");
+        let obj = object::File::parse(&*data).expect("parse own executable");
+        for seg in obj.segments() {
+            let (off, size) = seg.file_range();
+            if (off..off + size).contains(&file_off) {
+                return (PathBuf::from(path), seg.address() + (file_off - off));
+            }
+        }
+        panic!("no segment holds file offset {file_off:#x} of {path}");
+    }
+    panic!("{addr:#x} is in no mapping");
+}
+
+#[test]
+fn symbolizes_a_function_of_this_executable() {
+    let addr = symbolize_me_please as *const () as usize as u64;
+    let (module, offset) = module_and_offset(addr);
+    let build_id = build_id_of(&module)
+        .expect("read build id")
+        .expect("the test binary has a build id");
+    let module = module.to_str().expect("utf-8 path").to_owned();
+    let offset = format!("{offset:#x}");
+    let mut s = Symbolizer::new();
+    let frame = FrameRef {
+        module: Some(&module),
+        offset: Some(&offset),
+        build_id: Some(&build_id),
+        return_address: false,
+    };
+    let locations = s.symbolize(frame).expect("symbolize");
+    let outer = locations.last().expect("a location");
+    let name = outer.function.as_deref().unwrap_or_default();
+    assert!(name.ends_with("symbolize_me_please"), "{locations:?}");
+    assert!(
+        outer
+            .file
+            .as_deref()
+            .unwrap_or_default()
+            .ends_with("symbolize.rs"),
+        "{locations:?}"
+    );
+    assert!(outer.line.is_some());
+    // The second lookup comes from the per-module cache and agrees.
+    assert_eq!(s.symbolize(frame).expect("cached"), locations);
+    assert!(s.failures().is_empty());
+}
+
+#[test]
+fn refuses_a_mismatched_build_id() {
+    let addr = symbolize_me_please as *const () as usize as u64;
+    let (module, offset) = module_and_offset(addr);
+    let module = module.to_str().expect("utf-8 path").to_owned();
+    let offset = format!("{offset:#x}");
+    let mut s = Symbolizer::new();
+    let frame = FrameRef {
+        module: Some(&module),
+        offset: Some(&offset),
+        build_id: Some("00112233445566778899aabbccddeeff00112233"),
+        return_address: false,
+    };
+    match s.symbolize(frame) {
+        Err(e @ SymbolizeError::BuildIdMismatch { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("refusing") && text.contains("00112233445566778899"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a build-id mismatch, got {other:?}"),
+    }
+    assert_eq!(s.failures().len(), 1);
+}
+
+#[test]
+fn binary_override_replaces_the_executable_only() {
+    let addr = symbolize_me_please as *const () as usize as u64;
+    let (module, offset) = module_and_offset(addr);
+    let module = module.to_str().expect("utf-8 path").to_owned();
+    let build_id = build_id_of(std::path::Path::new(&module))
+        .expect("build id")
+        .expect("present");
+    let offset = format!("{offset:#x}");
+    // Pointing the override at the real file under a different recorded path still works.
+    let mut s =
+        Symbolizer::new().with_binary(Some("/recorded/elsewhere/app"), PathBuf::from(&module));
+    let frame = FrameRef {
+        module: Some("/recorded/elsewhere/app"),
+        offset: Some(&offset),
+        build_id: Some(&build_id),
+        return_address: false,
+    };
+    let locations = s.symbolize(frame).expect("symbolize through the override");
+    assert!(locations.iter().any(|l| {
+        l.function
+            .as_deref()
+            .is_some_and(|f| f.ends_with("symbolize_me_please"))
+    }));
+    // Other modules keep their recorded paths.
+    let other = FrameRef {
+        module: Some("/nonexistent/libfoo.so"),
+        offset: Some("0x10"),
+        build_id: None,
+        return_address: true,
+    };
+    assert!(matches!(
+        s.symbolize(other),
+        Err(SymbolizeError::Open { .. })
+    ));
+}
