@@ -1,34 +1,329 @@
-//! The crashing child of the end-to-end tests: installs crashguard, prints the previous run's
-//! report as JSON on stdout, then does what its first argument says.
+//! The crashing child of the end-to-end tests.
+//!
+//! `crashguard-child REPORT_DIR SCENARIO [--exit-policy]` installs crashguard into
+//! `REPORT_DIR` (app name `child`), prints what it found of the previous run, records a
+//! breadcrumb and then does what `SCENARIO` says — most scenarios crash for real. Every crash
+//! happens inside an `#[inline(never)]` function with a distinctive name (`crash_null_write`,
+//! `crash_stack_overflow`, ...) so that the tests can look for it among the symbolized frames of
+//! the next run's report.
+//!
+//! Lines on stdout, one per fact, so that the tests can synchronise on them:
+//!
+//! - `PREVIOUS <report json | null>`: the previous run's report.
+//! - `INSTALLED <json>`: this run's black-box path, where the previous report was stored, and
+//!   the previous run's decoding error (with where its bytes were kept), if any.
+//! - `READY`: printed by `wait` when it starts blocking on stdin.
+//! - `INSTALL_ERROR <message chain>`: `install()` failed (exit status 66).
+//! - `RESULT <text>`: the outcome of a scenario that checks something instead of crashing.
+//!
+//! Scenarios: `none` (exit cleanly), `segv`, `abort`, `ill`, `fpe`, `bus`, `trap`,
+//! `overflow-main`, `overflow-std-thread`, `overflow-guarded-thread`, `overflow-pthread`
+//! (a raw `pthread_create` thread that calls `prepare_current`), `overflow-pthread-unprepared`
+//! (one that does not), `wait` (print `READY`, read a scenario from stdin and run it),
+//! `install-twice`, `zero-grace`.
 
+use std::hint::black_box;
+use std::io::{BufRead, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(dir), Some(scenario)) = (args.next(), args.next()) else {
-        eprintln!("usage: crashguard-child REPORT_DIR SCENARIO");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(dir), Some(scenario)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: crashguard-child REPORT_DIR SCENARIO [--exit-policy]");
         return ExitCode::from(64);
     };
-    let guard = match crashguard::Config::new("child").report_dir(&dir).install() {
+    let exit_policy = args.iter().skip(2).any(|a| a == "--exit-policy");
+    if scenario == "zero-grace" {
+        return zero_grace(dir);
+    }
+    let mut config = crashguard::Config::new("child").report_dir(dir);
+    if exit_policy {
+        config = config.fatal_policy(crashguard::FatalPolicy::Exit);
+    }
+    let guard = match config.install() {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("install failed: {e}");
+            say(&format!("INSTALL_ERROR {}", chain(&e)));
             return ExitCode::from(66);
         }
     };
     let previous = guard
         .previous_run()
         .map(|r| serde_json::to_string(r).unwrap_or_default());
-    println!("PREVIOUS {}", previous.unwrap_or_else(|| "null".into()));
-    crashguard::breadcrumb(&format!("scenario {scenario}"));
+    say(&format!(
+        "PREVIOUS {}",
+        previous.unwrap_or_else(|| "null".into())
+    ));
+    let installed = serde_json::json!({
+        "blackbox": guard.blackbox_path(),
+        "stored_at": guard.previous_report_path(),
+        "previous_error": guard.previous_run_error().map(|e| e.to_string()),
+        "previous_saved_to": guard.previous_run_error().and_then(|e| e.saved_to.clone()),
+    });
+    say(&format!("INSTALLED {installed}"));
+
+    let mut scenario = scenario.clone();
+    if scenario == "wait" {
+        say("READY");
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            return ExitCode::from(74);
+        }
+        scenario = line.trim().to_owned();
+    }
+    crashguard::breadcrumb(&format!("about to run scenario {scenario}"));
     match scenario.as_str() {
-        "none" => {}
-        "segv" => unsafe { sadness_generator::raise_segfault() },
-        "abort" => unsafe { sadness_generator::raise_abort() },
+        "none" | "" => {}
+        "segv" => crash_null_write(),
+        "abort" => crash_abort(),
+        "ill" => crash_illegal_instruction(),
+        "fpe" => crash_divide_by_zero(),
+        "bus" => crash_bus_error(Path::new(dir)),
+        "trap" => crash_breakpoint(),
+        "overflow-main" => {
+            black_box(crash_stack_overflow(0));
+        }
+        "overflow-std-thread" => overflow_on_std_thread(),
+        "overflow-guarded-thread" => overflow_on_guarded_thread(),
+        "overflow-pthread" => overflow_on_raw_pthread(true),
+        "overflow-pthread-unprepared" => overflow_on_raw_pthread(false),
+        "install-twice" => {
+            let second = crashguard::Config::new("child-2").report_dir(dir).install();
+            match second {
+                Ok(_) => say("RESULT second install succeeded"),
+                Err(e) => say(&format!("RESULT {e:?}: {}", chain(&e))),
+            }
+        }
         other => {
             eprintln!("unknown scenario {other}");
             return ExitCode::from(64);
         }
     }
+    drop(guard);
     ExitCode::SUCCESS
+}
+
+/// Prints one protocol line and flushes it, so the parent sees it before a crash.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// An error and all its sources, joined by ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn zero_grace(dir: &str) -> ExitCode {
+    let r = crashguard::Config::new("child")
+        .report_dir(dir)
+        .shutdown_grace(std::time::Duration::ZERO)
+        .install();
+    match r {
+        Ok(_) => say("RESULT zero grace accepted"),
+        Err(e) => say(&format!("RESULT {e:?}: {}", chain(&e))),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes a byte to `addr` with one instruction, inside the calling function's own frame (a
+/// call to `ptr::write_volatile` would add a frame of its own in debug builds, and Rust's
+/// debug-mode null check would turn a null write into a panic).
+macro_rules! poke {
+    ($addr:expr) => {{
+        let addr: usize = black_box($addr);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: not safe at all: this store is meant to fault.
+        unsafe {
+            std::arch::asm!("mov byte ptr [{a}], 1", a = in(reg) addr, options(nostack));
+        }
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: not safe at all: this store is meant to fault.
+        unsafe {
+            std::arch::asm!("strb wzr, [{a}]", a = in(reg) addr, options(nostack));
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        // SAFETY: not safe at all: this store is meant to fault.
+        unsafe {
+            std::ptr::write_volatile(addr as *mut u8, 1);
+        }
+    }};
+}
+
+/// A store through a null pointer: SIGSEGV with SEGV_MAPERR at address 0.
+#[inline(never)]
+fn crash_null_write() {
+    poke!(0usize);
+}
+
+/// `abort()`: SIGABRT sent by the process to itself (SI_TKILL).
+#[inline(never)]
+fn crash_abort() {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// An undefined instruction: SIGILL.
+#[inline(never)]
+fn crash_illegal_instruction() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: not safe at all: ud2 is meant to fault.
+    unsafe {
+        std::arch::asm!("ud2", options(nostack));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: not safe at all: udf is meant to fault.
+    unsafe {
+        std::arch::asm!("udf #0", options(nostack));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: not safe at all: this is meant to fault.
+    unsafe {
+        sadness_generator::raise_illegal_instruction()
+    }
+}
+
+/// An integer division by zero done by the CPU (Rust's `/` would panic first): SIGFPE with
+/// FPE_INTDIV on x86_64. aarch64 does not trap on division by zero, so there the signal is
+/// raised by hand and arrives as SI_TKILL.
+#[inline(never)]
+fn crash_divide_by_zero() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: not safe at all: the division is meant to fault.
+    unsafe {
+        std::arch::asm!(
+            "xor edx, edx",
+            "mov eax, 1",
+            "div {d:e}",
+            d = in(reg) black_box(0u32),
+            out("eax") _,
+            out("edx") _,
+            options(nostack),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: raising a signal has no memory-safety preconditions.
+    unsafe {
+        libc::raise(libc::SIGFPE);
+    }
+}
+
+/// A store into a shared file mapping whose file was truncated under it: SIGBUS with
+/// BUS_ADRERR. Prints `BUS_ADDRESS 0x...` first so the test can check the fault address.
+#[inline(never)]
+fn crash_bus_error(dir: &Path) {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("sigbus.scratch");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("create the scratch file");
+    file.set_len(4096).expect("size the scratch file");
+    // SAFETY: a fresh shared mapping of one page of a file we own; nothing else aliases it.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED, "mmap the scratch file");
+    file.set_len(0).expect("truncate the scratch file");
+    let addr = map as usize + 16;
+    say(&format!("BUS_ADDRESS {addr:#x}"));
+    poke!(addr);
+}
+
+/// A breakpoint instruction: SIGTRAP.
+#[inline(never)]
+fn crash_breakpoint() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: int3 only raises SIGTRAP.
+    unsafe {
+        std::arch::asm!("int3", options(nostack));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: brk only raises SIGTRAP.
+    unsafe {
+        std::arch::asm!("brk #0", options(nostack));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: not safe at all: this is meant to trap.
+    unsafe {
+        sadness_generator::raise_trap()
+    }
+}
+
+/// Recursion that really overflows: each frame holds a 4 KiB array the optimiser cannot remove
+/// and the recursive call is not in tail position.
+#[inline(never)]
+fn crash_stack_overflow(depth: u64) -> u64 {
+    let mut frame = [0u8; 4096];
+    frame[(depth % 4096) as usize] = depth as u8;
+    let frame = black_box(&mut frame);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    crash_stack_overflow(depth + 1).wrapping_add(u64::from(frame[0]))
+}
+
+fn overflow_on_std_thread() {
+    let t = std::thread::Builder::new()
+        .name("std-overflow".into())
+        .spawn(|| black_box(crash_stack_overflow(0)))
+        .expect("spawn a std thread");
+    let _ = t.join();
+}
+
+fn overflow_on_guarded_thread() {
+    let t = crashguard::thread::Builder::new()
+        .name("cg-overflow".into())
+        .spawn(|| black_box(crash_stack_overflow(0)))
+        .expect("spawn a crashguard thread");
+    let _ = t.join();
+}
+
+fn overflow_on_raw_pthread(prepare: bool) {
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        let name = c"raw-pthread";
+        // SAFETY: naming the calling thread with a NUL-terminated name under 16 bytes.
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
+        if !arg.is_null() {
+            if let Err(e) = crashguard::thread::prepare_current() {
+                eprintln!("prepare_current failed: {e}");
+                std::process::exit(75);
+            }
+        }
+        black_box(crash_stack_overflow(0));
+        std::ptr::null_mut()
+    }
+    // The argument only says whether to prepare; any non-null pointer means yes.
+    let arg = if prepare {
+        std::ptr::NonNull::<libc::c_void>::dangling().as_ptr()
+    } else {
+        std::ptr::null_mut()
+    };
+    // SAFETY: zeroed pthread_t is a valid out-parameter; the default attributes are used; the
+    // start routine has the required signature and does not touch `arg`'s pointee.
+    unsafe {
+        let mut thread: libc::pthread_t = std::mem::zeroed();
+        let rc = libc::pthread_create(&mut thread, std::ptr::null(), start, arg);
+        assert_eq!(rc, 0, "pthread_create");
+        libc::pthread_join(thread, std::ptr::null_mut());
+    }
 }

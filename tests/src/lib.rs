@@ -1,0 +1,511 @@
+//! The harness of the end-to-end tests: run a child process under a watchdog, talk to it
+//! through its stdout lines, and read back what it reported.
+//!
+//! Every child gets a deadline ([`CHILD_TIMEOUT`]). A watchdog thread kills it with SIGKILL when
+//! the deadline passes, and the test then fails with everything the child printed. The
+//! watchdog is stopped before the child is reaped (the child is first waited for with
+//! `WNOWAIT`), so it can never signal a recycled pid.
+//!
+//! Synchronisation is by the child's own lines (`READY`, `INSTALLED ...`) and by `waitid`,
+//! never by sleeping.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crashguard::Report;
+
+/// How long any child may live before the watchdog kills it and fails the test.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A scratch directory, removed when dropped unless the test is failing (then it is kept and
+/// its path printed, for a post-mortem).
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A fresh, empty directory whose name contains `label`.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("crashguard-e2e-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a scratch directory");
+        TempDir { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The watchdog of one child: kills it when the deadline passes first.
+struct Watchdog {
+    stop: mpsc::Sender<()>,
+    fired: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, timeout: Duration) -> Watchdog {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fired);
+        let thread = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
+                flag.store(true, Ordering::SeqCst);
+                // SAFETY: kill has no memory-safety preconditions. The child has not been
+                // reaped yet (the owner waits with WNOWAIT and stops us first), so the pid is
+                // still the child's.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+        });
+        Watchdog {
+            stop,
+            fired,
+            thread,
+        }
+    }
+
+    /// Stops the watchdog; returns whether it had already killed the child.
+    fn stop(self) -> bool {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// A running child process with a watchdog.
+#[derive(Debug)]
+pub struct Child {
+    child: std::process::Child,
+    description: String,
+    lines: mpsc::Receiver<String>,
+    stdout_seen: Arc<Mutex<Vec<String>>>,
+    stdout_thread: Option<JoinHandle<()>>,
+    stderr_thread: Option<JoinHandle<String>>,
+    watchdog: Option<Watchdog>,
+}
+
+impl std::fmt::Debug for Watchdog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watchdog").finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    /// Starts `command` with piped stdin, stdout and stderr, under a [`CHILD_TIMEOUT`] watchdog.
+    pub fn start(mut command: Command) -> Child {
+        let description = format!("{command:?}");
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {description}: {e}"));
+        let watchdog = Watchdog::start(child.id(), CHILD_TIMEOUT);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = mpsc::channel();
+        let stdout_seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&stdout_seen);
+        let stdout_thread = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                seen.lock().expect("stdout log").push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let stderr_thread = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut s);
+            s
+        });
+        Child {
+            child,
+            description,
+            lines,
+            stdout_seen,
+            stdout_thread: Some(stdout_thread),
+            stderr_thread: Some(stderr_thread),
+            watchdog: Some(watchdog),
+        }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next stdout line that starts with `prefix` and returns the rest of it.
+    /// Fails the test if the child closes stdout first (it exited, or the watchdog killed it).
+    pub fn expect_line(&mut self, prefix: &str) -> String {
+        while let Ok(line) = self.lines.recv() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.trim_start().to_owned();
+            }
+        }
+        let seen = self.stdout_seen.lock().expect("stdout log").join("\n");
+        panic!(
+            "{} closed stdout before printing a line starting with {prefix:?}; stdout was:\n{seen}",
+            self.description
+        );
+    }
+
+    /// Writes one line to the child's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{line}").expect("write to the child's stdin");
+        stdin.flush().expect("flush the child's stdin");
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions; the child is not reaped before
+        // `finish`, which takes `self`, so the pid is still the child's.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
+    }
+
+    /// Waits for the child to end and collects what it printed. Fails the test if the watchdog
+    /// had to kill it.
+    pub fn finish(mut self) -> Finished {
+        drop(self.child.stdin.take());
+        wait_without_reaping(self.pid());
+        let timed_out = self.watchdog.take().is_some_and(Watchdog::stop);
+        let status = self.child.wait().expect("reap the child");
+        if let Some(t) = self.stdout_thread.take() {
+            let _ = t.join();
+        }
+        let stderr = self
+            .stderr_thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
+        let stdout = std::mem::take(&mut *self.stdout_seen.lock().expect("stdout log"));
+        let finished = Finished {
+            description: self.description.clone(),
+            status,
+            stdout,
+            stderr,
+        };
+        assert!(
+            !timed_out,
+            "the watchdog killed {} after {CHILD_TIMEOUT:?}\n{finished}",
+            self.description
+        );
+        finished
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // A test that fails half-way must not leave its child behind.
+        if let Some(w) = self.watchdog.take() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            w.stop();
+        }
+    }
+}
+
+/// Blocks until the child `pid` has ended, leaving it a zombie so that its pid stays reserved.
+fn wait_without_reaping(pid: u32) {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::Interrupted,
+            "waitid({pid}): {err}"
+        );
+    }
+}
+
+/// A child that has ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The command line, for messages.
+    pub description: String,
+    /// The wait status.
+    pub status: ExitStatus,
+    /// Its stdout, line by line.
+    pub stdout: Vec<String>,
+    /// Its stderr.
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}: {}", self.description, self.status)?;
+        writeln!(f, "--- stdout\n{}", self.stdout.join("\n"))?;
+        write!(f, "--- stderr\n{}", self.stderr)
+    }
+}
+
+impl Finished {
+    /// The rest of the first stdout line starting with `prefix`, if any.
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.stdout
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::trim_start)
+    }
+
+    /// Asserts that the child was killed by `signal` (no exit code, no core dump needed).
+    pub fn assert_killed_by(&self, signal: i32) {
+        assert_eq!(
+            self.status.signal(),
+            Some(signal),
+            "expected death by signal {signal}\n{self}"
+        );
+    }
+
+    /// Asserts that the child exited with `code`.
+    pub fn assert_exit_code(&self, code: i32) {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit code {code}\n{self}"
+        );
+    }
+
+    /// The previous run's report the child printed (`PREVIOUS <json>`).
+    pub fn previous(&self) -> Option<Report> {
+        let json = self
+            .line("PREVIOUS ")
+            .unwrap_or_else(|| panic!("no PREVIOUS line\n{self}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("bad PREVIOUS json: {e}\n{self}"))
+    }
+
+    /// The child's `INSTALLED <json>` facts.
+    pub fn installed(&self) -> Installed {
+        let json = self
+            .line("INSTALLED ")
+            .unwrap_or_else(|| panic!("no INSTALLED line\n{self}"));
+        Installed::parse(json)
+    }
+}
+
+/// What a child said about its installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// This run's black-box file.
+    pub blackbox: PathBuf,
+    /// Where the previous run's report was stored.
+    pub stored_at: Option<PathBuf>,
+    /// Why the previous run's black box could not be read.
+    pub previous_error: Option<String>,
+    /// Where the unreadable black box's bytes were kept.
+    pub previous_saved_to: Option<PathBuf>,
+}
+
+impl Installed {
+    /// Parses the JSON of an `INSTALLED` line.
+    pub fn parse(json: &str) -> Installed {
+        let v: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("bad INSTALLED json {json}: {e}"));
+        let path = |k: &str| v.get(k).and_then(|p| p.as_str()).map(PathBuf::from);
+        Installed {
+            blackbox: path("blackbox").expect("INSTALLED has a blackbox"),
+            stored_at: path("stored_at"),
+            previous_error: v
+                .get("previous_error")
+                .and_then(|p| p.as_str())
+                .map(str::to_owned),
+            previous_saved_to: path("previous_saved_to"),
+        }
+    }
+}
+
+/// Builds the command line of the crashguard child: `exe dir scenario args...`.
+pub fn child_command(exe: &str, dir: &Path, scenario: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(exe);
+    c.arg(dir).arg(scenario).args(args);
+    c
+}
+
+/// Runs the child once to the end.
+pub fn run_child(exe: &str, dir: &Path, scenario: &str, args: &[&str]) -> Finished {
+    Child::start(child_command(exe, dir, scenario, args)).finish()
+}
+
+/// Whether any symbolized frame of `report` names a function ending in `function`.
+pub fn has_frame(report: &Report, function: &str) -> bool {
+    report.backtrace.iter().any(|f| {
+        f.symbol
+            .as_deref()
+            .is_some_and(|s| s == function || s.ends_with(&format!("::{function}")))
+    })
+}
+
+/// The symbols of the first `n` frames, for failure messages.
+pub fn top_symbols(report: &Report, n: usize) -> Vec<String> {
+    report
+        .backtrace
+        .iter()
+        .take(n)
+        .map(|f| f.symbol.clone().unwrap_or_else(|| format!("?? {}", f.ip)))
+        .collect()
+}
+
+/// A child that crashed, and the run after it that read the crash back.
+#[derive(Debug)]
+pub struct Crash {
+    /// The shared report directory (kept on failure).
+    pub dir: TempDir,
+    /// The crashing run.
+    pub crashed: Finished,
+    /// Its pid.
+    pub pid: u32,
+    /// The restarted run (scenario `none`).
+    pub restarted: Finished,
+    /// The report the restarted run got from `previous_run()`.
+    pub report: Report,
+}
+
+/// Runs `scenario` in a fresh report directory, then runs the child again with `none` and
+/// returns the report the second run read. Asserts that the second run exited cleanly and got
+/// a report.
+pub fn crash_and_restart(exe: &str, scenario: &str, args: &[&str]) -> Crash {
+    let dir = TempDir::new(scenario);
+    let child = Child::start(child_command(exe, dir.path(), scenario, args));
+    let pid = child.pid();
+    let crashed = child.finish();
+    let restarted = run_child(exe, dir.path(), "none", &[]);
+    restarted.assert_exit_code(0);
+    let report = restarted
+        .previous()
+        .unwrap_or_else(|| panic!("the restarted child found no report\n{crashed}\n{restarted}"));
+    Crash {
+        dir,
+        crashed,
+        pid,
+        restarted,
+        report,
+    }
+}
+
+/// What a fatal-signal report must say.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The signal number.
+    pub signal: i32,
+    /// Its name.
+    pub name: &'a str,
+    /// The name of its `si_code`.
+    pub code_name: &'a str,
+    /// Whether it was a stack overflow.
+    pub stack_overflow: bool,
+    /// The function that crashed, which must be among the symbolized frames.
+    pub function: &'a str,
+    /// The crashing thread's name.
+    pub thread: &'a str,
+}
+
+impl Crash {
+    /// Asserts the report fields every fatal-signal crash must have, and that the report was
+    /// stored as JSON in `<dir>/reports/` with the same contents.
+    pub fn assert_fatal(&self, exp: Expected<'_>) {
+        let r = &self.report;
+        let ctx = || format!("{}\n{}", r.to_json_pretty(), self.crashed);
+        assert_eq!(r.outcome, crashguard::Outcome::FatalSignal, "{}", ctx());
+        assert_eq!(r.app, "child");
+        assert_eq!(r.pid, self.pid, "{}", ctx());
+        let expected_status = 128 + exp.signal as u32;
+        assert_eq!(r.exit_code, Some(expected_status), "{}", ctx());
+        let s = r
+            .signal
+            .as_ref()
+            .unwrap_or_else(|| panic!("no signal\n{}", ctx()));
+        assert_eq!(s.number, exp.signal as u32, "{}", ctx());
+        assert_eq!(s.name, exp.name, "{}", ctx());
+        assert_eq!(s.code_name, exp.code_name, "{}", ctx());
+        assert_eq!(r.stack_overflow, exp.stack_overflow, "{}", ctx());
+        let t = r
+            .thread
+            .as_ref()
+            .unwrap_or_else(|| panic!("no thread\n{}", ctx()));
+        assert_eq!(t.name, exp.thread, "{}", ctx());
+        assert!(r.ended_at.is_some(), "{}", ctx());
+        assert!(
+            r.breadcrumbs
+                .iter()
+                .any(|b| b.message == "crashguard installed"),
+            "{}",
+            ctx()
+        );
+        let last = r.breadcrumbs.last().map(|b| b.message.as_str());
+        assert!(
+            last.is_some_and(|m| m.starts_with("about to run scenario")),
+            "the last breadcrumb is the child's own: {last:?}\n{}",
+            ctx()
+        );
+        assert!(!r.backtrace.is_empty(), "{}", ctx());
+        assert!(
+            has_frame(r, exp.function),
+            "no frame of {} among {:?}\n{}",
+            exp.function,
+            top_symbols(r, 8),
+            ctx()
+        );
+        // The one-line summary names the signal.
+        let line = r.to_string();
+        assert!(line.contains(exp.name), "{line}");
+        self.assert_stored();
+    }
+
+    /// Asserts that the report was written to `<dir>/reports/` and reads back equal.
+    pub fn assert_stored(&self) {
+        let installed = self.restarted.installed();
+        let stored = installed
+            .stored_at
+            .unwrap_or_else(|| panic!("the report was not stored\n{}", self.restarted));
+        assert_eq!(
+            stored.parent(),
+            Some(self.dir.path().join("reports").as_path())
+        );
+        let on_disk: Report = serde_json::from_slice(
+            &std::fs::read(&stored).unwrap_or_else(|e| panic!("read {}: {e}", stored.display())),
+        )
+        .expect("the stored report is valid JSON");
+        assert_eq!(on_disk, self.report);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&stored).expect("stat").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "report file mode");
+    }
+}
