@@ -62,7 +62,10 @@ pub(crate) fn process(
                 crate::budgets::refine_verdict(&mut report);
             }
             if symbolize && !report.backtrace.is_empty() {
-                symbolize_same_binary(&mut report.backtrace);
+                // A fatal signal's first frame is the faulting instruction itself, taken from
+                // the signal context; every other frame is a return address.
+                let exact_first = report.outcome == Outcome::FatalSignal;
+                symbolize_same_binary(&mut report.backtrace, exact_first);
             }
             let stored_at = if report.outcome.is_abnormal() {
                 crashguard_blackbox::write_report(report_dir, &report, retention).ok()
@@ -100,7 +103,10 @@ fn save_corrupt(report_dir: &Path, bytes: &[u8]) -> Option<PathBuf> {
 /// Resolves frames whose module is this very executable with the same build id, by translating
 /// the recorded module offset to this run's address and asking the in-process symbolizer.
 /// Frames of other modules are left for `crashguard show`, which resolves them offline.
-fn symbolize_same_binary(frames: &mut [Frame]) {
+///
+/// `exact_first` says that the first frame is an exact instruction address (the program counter
+/// of a fault) rather than a return address.
+fn symbolize_same_binary(frames: &mut [Frame], exact_first: bool) {
     let loaded = crashguard_blackbox::modules::loaded();
     let bias_for = |path: &str, build_id: &str| {
         loaded
@@ -111,7 +117,7 @@ fn symbolize_same_binary(frames: &mut [Frame]) {
             })
             .map(|m| m.bias)
     };
-    for frame in frames.iter_mut() {
+    for (index, frame) in frames.iter_mut().enumerate() {
         let (Some(module), Some(offset), Some(build_id)) =
             (&frame.module, &frame.offset, &frame.build_id)
         else {
@@ -124,10 +130,16 @@ fn symbolize_same_binary(frames: &mut [Frame]) {
             continue;
         };
         let addr = bias.wrapping_add(offset);
-        // A return address points after the call; look up the byte before it so the line is
-        // the call's, not the next statement's. The innermost frame is exact, but one byte
-        // earlier still lies inside the same instruction's function.
-        let lookup = addr.saturating_sub(1);
+        // `backtrace::resolve` looks up the byte before the address it is given, because a
+        // return address points after its call and the call's line is the one wanted. An exact
+        // fault address must not be moved back: a faulting instruction at the very start of a
+        // function (`ud2`, a store) would otherwise resolve to the function before it. So the
+        // exact frame is passed one byte on, to land on the instruction itself.
+        let lookup = if index == 0 && exact_first {
+            addr.wrapping_add(1)
+        } else {
+            addr
+        };
         backtrace::resolve(lookup as usize as *mut std::ffi::c_void, |sym| {
             if frame.symbol.is_none() {
                 frame.symbol = sym.name().map(|n| format!("{n:#}"));
