@@ -93,11 +93,17 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
             }
         })
         .collect();
-    let notes = symbolizer
+    let mut notes: Vec<String> = symbolizer
         .failures()
         .into_iter()
         .map(|(path, e)| format!("frames in {} left raw: {e}", path.display()))
         .collect();
+    notes.extend(symbolizer.unverified().into_iter().map(|path| {
+        format!(
+            "frames in {} symbolized without a recorded build id to check: they are right only if this is the binary that crashed",
+            path.display()
+        )
+    }));
     Resolved { frames, notes }
 }
 

@@ -22,17 +22,52 @@ pub fn report(path: &Path, report: &Report, blackbox: Option<&BoxInfo>, bt: &Res
 }
 
 /// The moment the other times are shown relative to: the end, else the last sign of life.
-fn reference_time(r: &Report) -> Option<&str> {
-    r.ended_at
-        .as_deref()
-        .or_else(|| r.breadcrumbs.last().map(|b| b.at.as_str()))
-        .or_else(|| r.resources.as_ref().map(|x| x.sampled_at.as_str()))
+#[derive(Clone, Copy)]
+struct Reference<'a> {
+    at: Option<&'a str>,
+    label: &'static str,
 }
 
-fn relative(at: &str, reference: Option<&str>) -> String {
-    match reference.and_then(|r| seconds_between(r, at)) {
+fn reference_time(r: &Report) -> Reference<'_> {
+    match r.ended_at.as_deref() {
+        Some(at) => Reference {
+            at: Some(at),
+            label: "the end",
+        },
+        None => Reference {
+            at: r
+                .breadcrumbs
+                .last()
+                .map(|b| b.at.as_str())
+                .or_else(|| r.resources.as_ref().map(|x| x.sampled_at.as_str())),
+            label: "the last sign of life",
+        },
+    }
+}
+
+/// A signed offset from the reference: `-1.2 s`.
+fn relative(at: &str, reference: Reference<'_>) -> String {
+    match reference.at.and_then(|r| seconds_between(r, at)) {
         Some(s) => duration(s),
         None => at.to_owned(),
+    }
+}
+
+/// The same offset in words: `1.2 s before the end`.
+fn when(at: &str, reference: Reference<'_>) -> String {
+    match reference.at.and_then(|r| seconds_between(r, at)) {
+        Some(s) if s < 0.0 => format!("{} before {}", duration(-s), reference.label),
+        Some(s) if s > 0.0 => format!("{} after {}", duration(s), reference.label),
+        Some(_) => format!("at {}", reference.label),
+        None => at.to_owned(),
+    }
+}
+
+fn thread_name(name: &str) -> String {
+    if name.is_empty() {
+        "(unnamed)".to_owned()
+    } else {
+        format!("'{name}'")
     }
 }
 
@@ -68,8 +103,10 @@ fn write_report(
     bt: &Resolved,
 ) -> std::fmt::Result {
     // The one-line summary, with the verdict's exact byte counts in human units.
+    // The allocation is shown in its own section below, in human units.
     let mut headline = r.clone();
     headline.verdict = r.verdict.as_deref().map(humanize_byte_counts);
+    headline.allocation = None;
     writeln!(out, "{headline}")?;
     writeln!(out)?;
     let field = |out: &mut String, name: &str, value: &str| writeln!(out, "  {name:<15}{value}");
@@ -136,7 +173,11 @@ fn write_report(
         field(out, "signal", &signal_text(s))?;
     }
     if let Some(t) = &r.thread {
-        field(out, "thread", &format!("'{}' (tid {})", t.name, t.tid))?;
+        field(
+            out,
+            "thread",
+            &format!("{} (tid {})", thread_name(&t.name), t.tid),
+        )?;
     }
     if r.stack_overflow {
         field(
@@ -149,7 +190,7 @@ fn write_report(
         let thread = p
             .thread
             .as_ref()
-            .map(|t| format!(" on thread '{}' (tid {})", t.name, t.tid))
+            .map(|t| format!(" on thread {} (tid {})", thread_name(&t.name), t.tid))
             .unwrap_or_default();
         field(
             out,
@@ -182,7 +223,7 @@ fn write_report(
     Ok(())
 }
 
-fn write_allocation(out: &mut String, r: &Report, reference: Option<&str>) -> std::fmt::Result {
+fn write_allocation(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
     let Some(a) = &r.allocation else {
         return Ok(());
     };
@@ -193,8 +234,8 @@ fn write_allocation(out: &mut String, r: &Report, reference: Option<&str>) -> st
     };
     writeln!(
         out,
-        "allocation refused ({}): {} (align {}) with {} live, {budget}, thread {}",
-        relative(&a.at, reference),
+        "allocation refused {}: {} (align {}) with {} live, {budget}, thread {}",
+        when(&a.at, reference),
         bytes(a.request_bytes),
         a.align,
         bytes(a.live_bytes),
@@ -217,12 +258,16 @@ fn used_of(used: Option<u64>, limit: Option<u64>) -> Option<String> {
     })
 }
 
-fn write_resources(out: &mut String, res: &Resources, reference: Option<&str>) -> std::fmt::Result {
+fn write_resources(
+    out: &mut String,
+    res: &Resources,
+    reference: Reference<'_>,
+) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(
         out,
         "resources at the last heartbeat ({}):",
-        relative(&res.sampled_at, reference)
+        when(&res.sampled_at, reference)
     )?;
     let line = |out: &mut String, name: &str, value: Option<String>| match value {
         Some(v) => writeln!(out, "  {name:<15}{v}"),
@@ -253,7 +298,7 @@ fn write_resources(out: &mut String, res: &Resources, reference: Option<&str>) -
     )
 }
 
-fn write_shutdown(out: &mut String, r: &Report, reference: Option<&str>) -> std::fmt::Result {
+fn write_shutdown(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
     let Some(s) = &r.shutdown else { return Ok(()) };
     writeln!(out)?;
     let by = s
@@ -263,8 +308,8 @@ fn write_shutdown(out: &mut String, r: &Report, reference: Option<&str>) -> std:
         .unwrap_or_default();
     writeln!(
         out,
-        "shutdown requested ({}): reason {}{by}, grace period {}",
-        relative(&s.requested_at, reference),
+        "shutdown requested {}: reason {}{by}, grace period {}",
+        when(&s.requested_at, reference),
         s.reason,
         duration(s.grace_ms as f64 / 1e3)
     )?;
@@ -360,17 +405,13 @@ fn write_backtrace(out: &mut String, bt: &Resolved) -> std::fmt::Result {
     Ok(())
 }
 
-fn write_breadcrumbs(out: &mut String, r: &Report, reference: Option<&str>) -> std::fmt::Result {
+fn write_breadcrumbs(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
     if r.breadcrumbs.is_empty() {
         return Ok(());
     }
     writeln!(out)?;
     let skipped = r.breadcrumbs.len().saturating_sub(SHOWN_BREADCRUMBS);
-    let base = if r.ended_at.is_some() {
-        "the end"
-    } else {
-        "the last sign of life"
-    };
+    let base = reference.label;
     writeln!(out, "breadcrumbs (oldest first, times relative to {base}):")?;
     if skipped > 0 {
         writeln!(

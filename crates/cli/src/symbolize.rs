@@ -149,6 +149,11 @@ pub struct Symbolizer {
     cache: HashMap<(PathBuf, Option<String>), Cached>,
 }
 
+/// A module used without a recorded build id to check it against.
+fn unverified(key: &(PathBuf, Option<String>), loaded: &Cached) -> Option<PathBuf> {
+    (key.1.is_none() && loaded.is_ok()).then(|| key.0.clone())
+}
+
 impl fmt::Debug for Symbolizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Symbolizer")
@@ -211,6 +216,18 @@ impl Symbolizer {
             offset
         };
         resolve(&loader, &path, probe)
+    }
+
+    /// The modules used without a recorded build id, so without proof that they are the build
+    /// that crashed.
+    pub fn unverified(&self) -> Vec<PathBuf> {
+        let mut out: Vec<_> = self
+            .cache
+            .iter()
+            .filter_map(|(k, v)| unverified(k, v))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The modules that could not be used, with the reason, for a note above the backtrace.

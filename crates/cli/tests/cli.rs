@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use crashguard_blackbox::Report;
-use crashguard_blackbox::layout::{Header, Record, Session};
+use crashguard_blackbox::layout::{self, Header, Record, Session};
 
 /// A function whose address the symbolization tests record as the crashing frame.
 #[inline(never)]
@@ -332,4 +332,85 @@ fn invalid_report_json_is_a_data_error() {
         "{}",
         stderr(&o)
     );
+}
+
+fn put(dst: &mut [u8], text: &str) -> u32 {
+    dst[..text.len()].copy_from_slice(text.as_bytes());
+    text.len() as u32
+}
+
+#[test]
+fn show_renders_every_section_in_human_units() {
+    let dir = temp_dir("sections");
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let bytes = make_box(&dir, "sections", |bb| {
+        heartbeat_near_limit(bb);
+        bb.breadcrumb("accepted connection");
+        assert!(bb.write_panic(|p| {
+            p.valid = 1;
+            p.at_ns = now;
+            p.tid = 7;
+            p.message_len = put(&mut p.message, "index out of bounds");
+            p.location_len = put(&mut p.location, "src/main.rs:10:5");
+            put(&mut p.thread_name, "main");
+        }));
+        assert!(bb.write_shutdown(|s| {
+            s.valid = 1;
+            s.requested_at_ns = now;
+            s.signal = 15;
+            s.sender_pid = 1;
+            s.sender_uid = 0;
+            s.reason = layout::REASON_SIGNAL;
+            s.grace_ms = 8000;
+            s.hook_count = 2;
+            s.hooks[0].status = layout::HOOK_OK;
+            s.hooks[0].duration_us = 12_300;
+            s.hooks[0].name_len = put(&mut s.hooks[0].name, "flush producer");
+            s.hooks[1].status = layout::HOOK_TIMED_OUT;
+            s.hooks[1].duration_us = 8_000_000;
+            s.hooks[1].name_len = put(&mut s.hooks[1].name, "close database");
+        }));
+        bb.record_alloc_failure(64 << 20, 8, 500 << 20, 512 << 20, true);
+        let mut w = bb.claim_end().expect("claim");
+        let e = w.end();
+        e.census_total = 300;
+        e.census_count = 1;
+        e.census[0].count = 250;
+        e.census[0].name_len = put(&mut e.census[0].name, "worker-");
+        e.detail_len = put(&mut e.detail, "live heap 524288000 of 536870912 bytes");
+        w.commit(layout::OUTCOME_MEMORY_BUDGET, 80);
+    });
+    let file = dir.join("sections.box");
+    fs::write(&file, &bytes).expect("write");
+    let o = crashguard(&["show", file.to_str().expect("utf-8 path")]);
+    assert_status(&o, 0);
+    let out = stdout(&o);
+    if std::env::var_os("CRASHGUARD_PRINT").is_some() {
+        println!("{out}");
+    }
+    for needle in [
+        "memory_budget",
+        "exit status    80: crashguard memory_budget",
+        "allocation refused",
+        "64.0 MiB (align 8) with 500.0 MiB live, budget 512.0 MiB",
+        "live heap 500.0 MiB of 512.0 MiB",
+        "'index out of bounds' at src/main.rs:10:5",
+        "shutdown requested",
+        "SIGTERM (15)",
+        "sent by pid 1 (uid 0)",
+        "grace period 8.000 s",
+        "flush producer",
+        "12.3 ms",
+        "close database",
+        "timed_out",
+        "threads at the end: 300",
+        "worker-",
+        "cgroup memory  950.0 MiB of 1.0 GiB (92.8%)",
+        "accepted connection",
+    ] {
+        assert!(out.contains(needle), "show lacks {needle:?}:\n{out}");
+    }
 }

@@ -15,7 +15,7 @@ fn symbolize_me_please() -> u32 {
 /// The module containing `addr` and the address's offset from the module's load bias, found
 /// the way a debugger would: the mapping from /proc/self/maps gives the file offset, and the
 /// ELF segment holding that file offset gives the link-time address.
-fn module_and_offset(addr: u64) -> (PathBuf, u64) {
+fn module_and_offset(addr: u64) -> Option<(PathBuf, u64)> {
     let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
@@ -36,23 +36,23 @@ fn module_and_offset(addr: u64) -> (PathBuf, u64) {
             continue;
         }
         let file_off = addr - start + u64::from_str_radix(offset, 16).expect("offset");
-        let data = std::fs::read(path).expect("read own executable");
-        let obj = object::File::parse(&*data).expect("parse own executable");
+        let data = std::fs::read(path).ok()?;
+        let obj = object::File::parse(&*data).ok()?;
         for seg in obj.segments() {
             let (off, size) = seg.file_range();
             if (off..off + size).contains(&file_off) {
-                return (PathBuf::from(path), seg.address() + (file_off - off));
+                return Some((PathBuf::from(path), seg.address() + (file_off - off)));
             }
         }
-        panic!("no segment holds file offset {file_off:#x} of {path}");
+        return None;
     }
-    panic!("{addr:#x} is in no mapping");
+    None
 }
 
 #[test]
 fn symbolizes_a_function_of_this_executable() {
     let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr);
+    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
     let build_id = build_id_of(&module)
         .expect("read build id")
         .expect("the test binary has a build id");
@@ -86,7 +86,7 @@ fn symbolizes_a_function_of_this_executable() {
 #[test]
 fn refuses_a_mismatched_build_id() {
     let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr);
+    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
     let module = module.to_str().expect("utf-8 path").to_owned();
     let offset = format!("{offset:#x}");
     let mut s = Symbolizer::new();
@@ -112,7 +112,7 @@ fn refuses_a_mismatched_build_id() {
 #[test]
 fn binary_override_replaces_the_executable_only() {
     let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr);
+    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
     let module = module.to_str().expect("utf-8 path").to_owned();
     let build_id = build_id_of(std::path::Path::new(&module))
         .expect("build id")
@@ -144,4 +144,76 @@ fn binary_override_replaces_the_executable_only() {
         s.symbolize(other),
         Err(SymbolizeError::Open { .. })
     ));
+}
+
+/// Return addresses captured inside `inlined_leaf`, which the compiler inlines into
+/// `calls_an_inlined_leaf` even without optimisation (`#[inline(always)]`).
+#[inline(never)]
+fn calls_an_inlined_leaf() -> Vec<u64> {
+    inlined_leaf()
+}
+
+#[inline(always)]
+fn inlined_leaf() -> Vec<u64> {
+    let mut ips = Vec::new();
+    backtrace::trace(|frame| {
+        ips.push(frame.ip() as u64);
+        true
+    });
+    ips
+}
+
+#[test]
+fn expands_inlined_frames_innermost_first() {
+    let ips = calls_an_inlined_leaf();
+    let mut s = Symbolizer::new();
+    let mut found = None;
+    for ip in ips {
+        // Frames outside file mappings (the vDSO, a bogus last frame) cannot be looked up.
+        let Some((module, offset)) = module_and_offset(ip) else {
+            continue;
+        };
+        let module = module.to_str().expect("utf-8 path").to_owned();
+        let offset = format!("{offset:#x}");
+        let frame = FrameRef {
+            module: Some(&module),
+            offset: Some(&offset),
+            build_id: None,
+            return_address: true,
+        };
+        let Ok(locations) = s.symbolize(frame) else {
+            continue;
+        };
+        let names: Vec<&str> = locations
+            .iter()
+            .filter_map(|l| l.function.as_deref())
+            .collect();
+        if names.iter().any(|n| n.ends_with("calls_an_inlined_leaf")) {
+            found = Some(locations);
+            break;
+        }
+    }
+    let locations = found.expect("a captured frame resolves to calls_an_inlined_leaf");
+    let names: Vec<&str> = locations
+        .iter()
+        .map(|l| l.function.as_deref().unwrap_or("??"))
+        .collect();
+    let leaf = names
+        .iter()
+        .position(|n| n.ends_with("inlined_leaf") && !n.ends_with("calls_an_inlined_leaf"));
+    let caller = names
+        .iter()
+        .position(|n| n.ends_with("calls_an_inlined_leaf"));
+    assert!(
+        leaf.is_some() && leaf < caller,
+        "inlined leaf not listed before its caller: {names:?}"
+    );
+    assert!(
+        locations.first().is_some_and(|l| l.inlined),
+        "{locations:?}"
+    );
+    assert!(
+        locations.last().is_some_and(|l| !l.inlined),
+        "{locations:?}"
+    );
 }
