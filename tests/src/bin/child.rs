@@ -65,6 +65,7 @@ fn main() -> ExitCode {
 
     let mut scenario = scenario.clone();
     if scenario == "wait" {
+        crashguard::breadcrumb("waiting for a scenario on stdin");
         say("READY");
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).is_err() {
