@@ -189,10 +189,23 @@ pub fn blackbox_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Whether a process with this pid exists on this machine (`/proc/<pid>`); `None` off Linux.
+/// Whether a process with this pid runs on this machine, from `/proc/<pid>/stat`; `None` where
+/// there is no `/proc`. A zombie (dead, not yet reaped by its parent) counts as not running. A
+/// live pid may still belong to another process that reused the number.
 pub fn pid_alive(pid: u32) -> Option<bool> {
-    if !Path::new("/proc/self").exists() {
+    if !Path::new("/proc/self/stat").exists() {
         return None;
     }
-    Some(pid != 0 && Path::new(&format!("/proc/{pid}")).exists())
+    if pid == 0 {
+        return Some(false);
+    }
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Some(false);
+    };
+    // The state letter follows the command name, which is in parentheses and may itself
+    // contain spaces or parentheses: take the text after the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    Some(!matches!(state, Some("Z" | "X" | "x")))
 }

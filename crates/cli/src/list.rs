@@ -187,7 +187,12 @@ pub fn summary(r: &Report) -> String {
             p.message,
             p.location
         );
-    } else if let Some(d) = &r.detail {
+    } else if let Some(d) = r
+        .detail
+        .as_ref()
+        .filter(|_| r.outcome != Outcome::FatalSignal)
+    {
+        // A fatal signal's detail repeats the signal, code and address already summarised.
         let _ = write!(s, ": {d}");
     }
     truncate(&humanize_byte_counts(&s.replace('\n', " ")), SUMMARY_WIDTH)

@@ -116,7 +116,7 @@ fn write_report(
             BoxState::Running => {
                 let alive = match pid_alive(r.pid) {
                     Some(true) => format!(
-                        "pid {} is alive here: the process is probably still running",
+                        "pid {} is alive here: the process is probably still running (unless the pid was reused)",
                         r.pid
                     ),
                     Some(false) => format!(

@@ -62,6 +62,10 @@ pub fn duration(secs: f64) -> String {
     if !a.is_finite() {
         return "?".to_owned();
     }
+    // Report times have millisecond resolution; an exact zero is "same moment", not 0 µs.
+    if a == 0.0 {
+        return "0 s".to_owned();
+    }
     if a >= 3600.0 {
         format!(
             "{sign}{}h{:02}m",
@@ -119,6 +123,7 @@ mod tests {
         assert_eq!(duration(-3.21), "-3.210 s");
         assert_eq!(duration(0.0123), "12.3 ms");
         assert_eq!(duration(0.00085), "850 µs");
+        assert_eq!(duration(0.0), "0 s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(7260.0), "2h01m");
         assert_eq!(percent(1, 4).as_deref(), Some("25.0%"));
