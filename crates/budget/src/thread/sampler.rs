@@ -243,9 +243,16 @@ impl Watch {
 fn record(threads: u64, budget: &ThreadBudget) {
     if let Some(bb) = crashguard_blackbox::active() {
         let max = u64::try_from(budget.max_threads()).unwrap_or(u64::MAX);
+        // Only the thread fields are this sampler's; the memory sampler owns the rest. `valid`
+        // must be set for the reader to trust the section at all, and a heartbeat that nobody
+        // else stamps gets this sample's time.
         bb.write_heartbeat(|h| {
             h.threads = threads;
             h.thread_budget = max;
+            h.valid = 1;
+            if h.sampled_at_ns == 0 {
+                h.sampled_at_ns = crashguard_blackbox::assafe::now_realtime_ns();
+            }
         });
     }
 }
