@@ -109,7 +109,10 @@ fn show_a_raw_black_box_symbolizes_the_crashing_frame() {
     assert_status(&o, 0);
     let out = stdout(&o);
     assert!(!out.contains("crashguard_cli_test_marker"), "{out}");
-    assert!(out.contains("cli-") && out.contains("+0x"), "raw frames name module+offset:\n{out}");
+    assert!(
+        out.contains("cli-") && out.contains("+0x"),
+        "raw frames name module+offset:\n{out}"
+    );
 
     let o = crashguard(&["show", "--json", file.to_str().expect("utf-8 path")]);
     assert_status(&o, 0);
