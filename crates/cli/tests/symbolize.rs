@@ -53,16 +53,16 @@ fn module_and_offset(addr: u64) -> Option<(PathBuf, u64)> {
 fn symbolizes_a_function_of_this_executable() {
     let addr = symbolize_me_please as *const () as usize as u64;
     let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
-    let build_id = build_id_of(&module)
-        .expect("read build id")
-        .expect("the test binary has a build id");
+    // Linkers set up with --build-id (the default of Debian's, Ubuntu's and Fedora's gcc) give
+    // the test binary an id; without one the lookup still works, merely unverified.
+    let build_id = build_id_of(&module).expect("read build id");
     let module = module.to_str().expect("utf-8 path").to_owned();
     let offset = format!("{offset:#x}");
     let mut s = Symbolizer::new();
     let frame = FrameRef {
         module: Some(&module),
         offset: Some(&offset),
-        build_id: Some(&build_id),
+        build_id: build_id.as_deref(),
         return_address: false,
     };
     let locations = s.symbolize(frame).expect("symbolize");
@@ -114,9 +114,7 @@ fn binary_override_replaces_the_executable_only() {
     let addr = symbolize_me_please as *const () as usize as u64;
     let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
     let module = module.to_str().expect("utf-8 path").to_owned();
-    let build_id = build_id_of(std::path::Path::new(&module))
-        .expect("build id")
-        .expect("present");
+    let build_id = build_id_of(std::path::Path::new(&module)).expect("read build id");
     let offset = format!("{offset:#x}");
     // Pointing the override at the real file under a different recorded path still works.
     let mut s =
@@ -124,7 +122,7 @@ fn binary_override_replaces_the_executable_only() {
     let frame = FrameRef {
         module: Some("/recorded/elsewhere/app"),
         offset: Some(&offset),
-        build_id: Some(&build_id),
+        build_id: build_id.as_deref(),
         return_address: false,
     };
     let locations = s.symbolize(frame).expect("symbolize through the override");
