@@ -304,11 +304,11 @@ fn overflow_on_raw_pthread(prepare: bool) {
         let name = c"raw-pthread";
         // SAFETY: naming the calling thread with a NUL-terminated name under 16 bytes.
         unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
-        if !arg.is_null() {
-            if let Err(e) = crashguard::thread::prepare_current() {
-                eprintln!("prepare_current failed: {e}");
-                std::process::exit(75);
-            }
+        if !arg.is_null()
+            && let Err(e) = crashguard::thread::prepare_current()
+        {
+            eprintln!("prepare_current failed: {e}");
+            std::process::exit(75);
         }
         black_box(crash_stack_overflow(0));
         std::ptr::null_mut()
