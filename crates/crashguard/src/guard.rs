@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crashguard_blackbox::layout::OUTCOME_CLEAN_EXIT;
+use crashguard_blackbox::layout::{OUTCOME_CLEAN_EXIT, OUTCOME_PANIC};
 use crashguard_blackbox::{BlackBox, ExitCode, Report};
 use crashguard_signals::FatalHandlers;
 
@@ -78,11 +78,20 @@ impl Guard {
     }
 
     /// Registers a shutdown hook. Hooks run once, in registration order, on graceful shutdown,
-    /// on [`Guard::exit`], and (under a shorter deadline) after a panic; each under its own
-    /// timeout and all under the grace period. A hook that panics or overruns is recorded by
-    /// name and the rest still run.
-    pub fn on_shutdown(&self, name: &str, hook: impl FnOnce() + Send + 'static) {
-        self.coordinator().on_shutdown(name, Box::new(hook));
+    /// on [`Guard::exit`], and (under a shorter deadline) after a panic; each on a thread of its
+    /// own, under its own timeout and all under the grace period. A hook that panics or overruns
+    /// is recorded by name and the rest still run. A hook registered while a shutdown runs its
+    /// hooks still runs, after the others.
+    ///
+    /// Returns false, and drops `hook` unrun, when the hook phase of a shutdown is already over.
+    pub fn on_shutdown(&self, name: &str, hook: impl FnOnce() + Send + 'static) -> bool {
+        let added = self.coordinator().on_shutdown(name, Box::new(hook));
+        if !added {
+            self.inner
+                .blackbox
+                .breadcrumb("shutdown hook registered too late to run");
+        }
+        added
     }
 
     /// A handle that tells when shutdown was requested. Clone it into every worker.
@@ -97,8 +106,33 @@ impl Guard {
 
     /// Runs the shutdown hooks under the grace period, records the end, and exits with `code`.
     /// The replacement for `std::process::exit`, which skips destructors and flushes.
+    ///
+    /// If a shutdown is already under way, this waits for it, and the process ends with that
+    /// shutdown's code. Called from inside a shutdown hook, it ends that hook at once (by
+    /// unwinding out of it, which `panic = "abort"` turns into an abort) and the process exits
+    /// with `code` after the remaining hooks.
     pub fn exit(&self, code: ExitCode) -> ! {
         self.coordinator().exit(code)
+    }
+
+    /// Runs the shutdown hooks under the grace period, records the end with `code`, removes
+    /// the guard, and returns `code` for `main` to return, so that `main`'s own destructors
+    /// still run:
+    ///
+    /// ```no_run
+    /// fn main() -> std::process::ExitCode {
+    ///     let guard = crashguard::Config::new("my-service").install().expect("install");
+    ///     // ... serve ...
+    ///     guard.shutdown(crashguard::ExitCode::Ok)
+    /// }
+    /// ```
+    ///
+    /// Deadlines and second signals still end the process at once, as in any shutdown; if a
+    /// shutdown is already under way, this waits for it to end the process.
+    pub fn shutdown(self, code: ExitCode) -> std::process::ExitCode {
+        self.coordinator().finish(code);
+        drop(self);
+        code.into()
     }
 }
 
@@ -107,21 +141,31 @@ impl Drop for Guard {
         if let Some(b) = self.inner.budgets.take() {
             b.stop();
         }
-        if let Some(s) = self.inner.shutdown.take() {
-            s.stop();
-        }
+        let pending = self.inner.shutdown.take().and_then(|s| s.stop());
         crate::panic::disarm();
         if let Some(f) = self.inner.fatal.take() {
             let _ = f.uninstall();
         }
         crashguard_signals::clear_end_enricher();
         let bb = self.inner.blackbox;
-        // Leaving `main` with the guard alive is a clean end of the guarded run. If something
-        // else already ended it (a shutdown that is exiting), its record stands.
+        // Leaving `main` with the guard alive is a clean end of the guarded run, unless the
+        // guard is dropped while a panic unwinds (`PanicPolicy::Unwind` and a panicking
+        // `main`): std then exits with 101. If something else already ended the run (a
+        // shutdown that is exiting, `Guard::shutdown`), its record stands.
         if let Some(w) = bb.claim_end() {
-            w.commit(OUTCOME_CLEAN_EXIT, 0);
+            if std::thread::panicking() {
+                w.commit(OUTCOME_PANIC, 101);
+            } else {
+                w.commit(OUTCOME_CLEAN_EXIT, 0);
+            }
         }
         bb.disarm();
         crate::install::release();
+        if let Some(signal) = pending {
+            // A termination signal that arrived while the guard was going away; the
+            // disposition from before install (by default: terminate) now acts on it.
+            // SAFETY: raise has no preconditions; the number is a valid signal.
+            unsafe { libc::raise(signal.number()) };
+        }
     }
 }

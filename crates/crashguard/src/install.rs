@@ -91,9 +91,10 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
     .map_err(Error::Signals)?;
 
     let shutdown = crate::shutdown::Coordinator::start(&config, blackbox, termlog)?;
-    crate::panic::install(config.panic_policy, shutdown.handle());
-
     let budgets = crate::budgets::Budgets::start(&config, blackbox, shutdown.handle())?;
+    // Last, so that a failed install never leaves the panic hook armed with a stopped
+    // coordinator's handle.
+    crate::panic::install(config.panic_policy, shutdown.handle());
 
     blackbox.breadcrumb("crashguard installed");
     ticket.done = true;

@@ -89,7 +89,7 @@ pub use crashguard_signals::{FatalPolicy, Signal};
 pub use error::Error;
 pub use guard::Guard;
 pub use previous::PreviousRunError;
-pub use shutdown::{ShutdownReason, ShutdownRequest, ShutdownSignal};
+pub use shutdown::{ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
 
 /// The report types, for code that inspects [`Report`] in detail.
 pub mod report {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, Once};
 
 use crashguard_blackbox::assafe;
-use crashguard_blackbox::layout::MAX_FRAMES;
+use crashguard_blackbox::layout::{MAX_FRAMES, THREAD_NAME_LEN};
 
 use crate::PanicPolicy;
 use crate::shutdown::{ShutdownHandle, ShutdownReason};
@@ -27,6 +27,11 @@ thread_local! {
 /// Marks the current thread as a hook runner.
 pub(crate) fn mark_hook_thread() {
     IN_HOOK.with(|c| c.set(true));
+}
+
+/// Whether the current thread runs a shutdown hook (or is the coordinator).
+pub(crate) fn in_hook_thread() -> bool {
+    IN_HOOK.with(Cell::get)
 }
 
 pub(crate) fn install(policy: PanicPolicy, handle: ShutdownHandle) {
@@ -92,7 +97,20 @@ fn record(info: &std::panic::PanicHookInfo<'_>) {
         p.valid = 1;
         p.at_ns = assafe::now_realtime_ns();
         p.tid = assafe::gettid();
-        assafe::current_thread_name(&mut p.thread_name);
+        // std's name is the one the panic message shows ("main" for the main thread, whose
+        // OS name is the executable's); the OS name is the fallback for unnamed threads.
+        match std::thread::current().name() {
+            Some(name) => {
+                p.thread_name = [0; THREAD_NAME_LEN];
+                let room = THREAD_NAME_LEN - 1;
+                if let Some(dst) = p.thread_name.get_mut(..room) {
+                    assafe::copy_bytes(dst, name.as_bytes());
+                }
+            }
+            None => {
+                assafe::current_thread_name(&mut p.thread_name);
+            }
+        }
         p.message_len = assafe::copy_bytes(&mut p.message, msg.as_bytes());
         p.location_len = assafe::copy_bytes(&mut p.location, location.as_bytes());
         p.frames = frames;
@@ -104,6 +122,12 @@ fn record(info: &std::panic::PanicHookInfo<'_>) {
 fn exit_process(info: &std::panic::PanicHookInfo<'_>) {
     let handle = HANDLE.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let Some(handle) = handle else { return };
+    if handle.under_way() {
+        // A shutdown already ends the process. Parking here could hang a hook that waits for
+        // this thread (a drain that joins its workers), so the thread unwinds as usual and
+        // whoever joins it sees the panic.
+        return;
+    }
     let mut what = message(info);
     if let Some(l) = info.location() {
         what = format!("{what} at {}:{}", l.file(), l.line());

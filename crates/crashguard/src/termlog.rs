@@ -51,15 +51,81 @@ impl TermLog {
         self.file.as_raw_fd()
     }
 
-    /// Replaces the file's contents with `line` (truncated to [`MAX_LEN`]).
+    /// Writes the one-line summary of an abnormal end: `crashguard: <outcome> (exit <code>):
+    /// <detail>`.
+    pub(crate) fn write_summary(&self, outcome: u32, code: u8, detail: Option<&str>) {
+        let name = outcome_name(outcome);
+        let line = match detail {
+            Some(d) => format!("crashguard: {name} (exit {code}): {d}"),
+            None => format!("crashguard: {name} (exit {code})"),
+        };
+        self.write(&line);
+    }
+
+    /// Replaces the file's contents with `line` as one line: control characters (a panic
+    /// message's newlines) become spaces, and the whole, newline included, fits in [`MAX_LEN`]
+    /// bytes, cut at a character boundary.
     pub(crate) fn write(&self, line: &str) {
-        let mut end = line.len().min(MAX_LEN);
-        while !line.is_char_boundary(end) {
-            end -= 1;
+        let mut out = String::with_capacity(line.len().min(MAX_LEN));
+        for c in line.chars() {
+            let c = if c.is_control() { ' ' } else { c };
+            if out.len() + c.len_utf8() > MAX_LEN - 1 {
+                break;
+            }
+            out.push(c);
         }
+        out.push('\n');
         let mut f = &self.file;
         let _ = f.set_len(0);
         let _ = f.rewind();
-        let _ = f.write_all(line[..end].as_bytes());
+        let _ = f.write_all(out.as_bytes());
+    }
+}
+
+impl Drop for TermLog {
+    /// The fatal handlers write to the same descriptor; stop them before it is closed, so a
+    /// crash after this point can never write into whatever file reuses the number.
+    fn drop(&mut self) {
+        crashguard_signals::set_termination_log_fd(-1);
+    }
+}
+
+/// The report's name for an `OUTCOME_*` value.
+fn outcome_name(outcome: u32) -> &'static str {
+    use crashguard_blackbox::layout::*;
+    match outcome {
+        OUTCOME_CLEAN_EXIT => "clean_exit",
+        OUTCOME_FATAL_SIGNAL => "fatal_signal",
+        OUTCOME_PANIC => "panic",
+        OUTCOME_MEMORY_BUDGET => "memory_budget",
+        OUTCOME_THREAD_BUDGET => "thread_budget",
+        OUTCOME_SHUTDOWN_TIMEOUT => "shutdown_timeout",
+        OUTCOME_FORCED_SHUTDOWN => "forced_shutdown",
+        _ => "handler_failure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_one_bounded_line_replacing_the_previous() {
+        let dir = std::env::temp_dir().join(format!("cg-termlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("termination-log");
+        let log = TermLog::open(&TerminationLog::Path(path.clone()))
+            .expect("open")
+            .expect("configured");
+        log.write(&format!("first\nline {}", "é".repeat(5000)));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.len() <= MAX_LEN, "{} bytes", text.len());
+        assert_eq!(text.matches('\n').count(), 1);
+        assert!(text.starts_with("first line é"));
+        log.write_summary(crashguard_blackbox::layout::OUTCOME_PANIC, 70, Some("boom"));
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text, "crashguard: panic (exit 70): boom\n");
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

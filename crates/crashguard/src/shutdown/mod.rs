@@ -6,24 +6,47 @@
 //! never run in a signal handler nor on the signal thread. Each hook runs on a thread of its own
 //! so that a hook that hangs can be abandoned at its timeout while the rest still run.
 
+//!
+//! # The rules, in one place
+//!
+//! - The first request wins: a termination signal, [`crate::Guard::request_shutdown`],
+//!   [`crate::Guard::exit`], a budget, or a panic under `PanicPolicy::ExitProcess`. Later
+//!   requests of any kind are ignored; the process ends with the first one's code.
+//! - Signals that were already queued when the shutdown began (a burst from one `kill` loop,
+//!   the same signal sent to the whole process group) belong to that first request. A SIGTERM,
+//!   SIGINT or SIGQUIT read *after* the shutdown began forces an immediate exit with
+//!   [`ExitCode::ForcedShutdown`] (83). SIGHUP never forces: terminals and supervisors send it
+//!   incidentally, and a hang-up is no sign of impatience.
+//! - Hooks run one after another in registration order, each on a thread of its own, each
+//!   under `Config::hook_timeout` and all under the grace period. A hook that panics or overruns
+//!   its own timeout is recorded by name and the next one runs. A hook registered while the
+//!   hooks run still runs (after the others); once the hook phase is over, registration is
+//!   refused.
+//! - Missing the grace period ends the process at once with [`ExitCode::ShutdownTimeout`] (82)
+//!   for signal and application requests. When a panic or a budget started the shutdown, the
+//!   root cause keeps its code (70, 80, 81) and the report's detail names the hook that overran.
+//! - A hook that calls [`crate::Guard::exit`] ends that hook (it is recorded as `ok`); the
+//!   remaining hooks run and the process exits with the hook's code.
+
 mod hooks;
+mod run;
 mod signal;
+mod wait_async;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
 
-use crashguard_blackbox::layout::*;
-use crashguard_blackbox::{BlackBox, ExitCode, assafe};
+use crashguard_blackbox::{BlackBox, ExitCode};
 use crashguard_signals::{Signal, TermSignal, TerminationListener};
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, Sender};
 
-use crate::config::CleanExit;
 use crate::termlog::TermLog;
 use crate::{Config, Error};
 
+use hooks::ExitFromHook;
 use signal::Broadcast;
 pub use signal::{ShutdownReason, ShutdownRequest, ShutdownSignal};
+pub use wait_async::WaitAsync;
 
 /// What the coordinator is asked to do.
 #[derive(Debug)]
@@ -32,6 +55,8 @@ enum Command {
     Request(ShutdownReason),
     /// Run the hooks and exit with this code.
     Exit(ExitCode),
+    /// Run the hooks, record the end with this code, and reply instead of exiting.
+    Finish(ExitCode, Sender<()>),
     /// The guard is being dropped: stop unless a shutdown is under way.
     Stop,
 }
@@ -40,20 +65,18 @@ enum Command {
 #[derive(Clone, Debug)]
 pub(crate) struct ShutdownHandle {
     tx: Sender<Command>,
+    broadcast: Arc<Broadcast>,
 }
 
 impl ShutdownHandle {
     pub(crate) fn request(&self, reason: ShutdownReason) {
         let _ = self.tx.send(Command::Request(reason));
     }
-}
 
-#[derive(Clone, Debug)]
-struct Settings {
-    grace: Duration,
-    hook_timeout: Option<Duration>,
-    panic_grace: Duration,
-    clean_exit: CleanExit,
+    /// Whether a shutdown has begun.
+    pub(crate) fn under_way(&self) -> bool {
+        self.broadcast.get().is_some()
+    }
 }
 
 /// The running coordinator.
@@ -64,6 +87,9 @@ pub(crate) struct Coordinator {
     hooks: Arc<hooks::Registry>,
     thread: Option<JoinHandle<()>>,
     listener: Option<TerminationListener>,
+    /// A second receiver of the listener's channel, to find signals that arrive while the
+    /// guard is being dropped (see [`Coordinator::stop`]).
+    term_rx: Receiver<TermSignal>,
 }
 
 impl Coordinator {
@@ -77,22 +103,17 @@ impl Coordinator {
         let (tx, cmd_rx) = crossbeam_channel::unbounded();
         let broadcast = Arc::new(Broadcast::default());
         let hooks = Arc::new(hooks::Registry::default());
-        let settings = Settings {
-            grace: config.shutdown_grace,
-            hook_timeout: config.hook_timeout,
-            panic_grace: config.panic_grace,
-            clean_exit: config.clean_exit,
-        };
-        let run = Run {
+        let run = run::Run {
             bb,
             broadcast: Arc::clone(&broadcast),
             hooks: Arc::clone(&hooks),
-            settings,
+            settings: run::Settings::from(config),
             termlog,
         };
+        let for_thread = term_rx.clone();
         let thread = std::thread::Builder::new()
             .name("crashguard-shutdown".into())
-            .spawn(move || run.main(term_rx, cmd_rx))
+            .spawn(move || run.main(for_thread, cmd_rx))
             .map_err(|source| Error::Io {
                 what: "start the shutdown thread",
                 source,
@@ -103,17 +124,20 @@ impl Coordinator {
             hooks,
             thread: Some(thread),
             listener: Some(listener),
+            term_rx,
         })
     }
 
     pub(crate) fn handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             tx: self.tx.clone(),
+            broadcast: Arc::clone(&self.broadcast),
         }
     }
 
-    pub(crate) fn on_shutdown(&self, name: &str, hook: Box<dyn FnOnce() + Send>) {
-        self.hooks.add(name, hook);
+    /// Registers a hook; false when the hook phase of a shutdown is already over.
+    pub(crate) fn on_shutdown(&self, name: &str, hook: Box<dyn FnOnce() + Send>) -> bool {
+        self.hooks.add(name, hook)
     }
 
     pub(crate) fn signal(&self) -> ShutdownSignal {
@@ -127,258 +151,58 @@ impl Coordinator {
     }
 
     pub(crate) fn exit(&self, code: ExitCode) -> ! {
+        if crate::panic::in_hook_thread() {
+            // Inside a hook the coordinator is waiting for this very thread, so parking here
+            // would only make the hook overrun. Unwinding out of the hook ends it; the
+            // coordinator sees the payload and exits with `code` after the other hooks.
+            // `resume_unwind` does not run the panic hook, so this is not recorded as a panic.
+            std::panic::resume_unwind(Box::new(ExitFromHook(code)));
+        }
         let _ = self.tx.send(Command::Exit(code));
-        // The coordinator ends the process; this thread waits for that.
+        // The coordinator ends the process; this thread waits for that. If a shutdown is
+        // already under way, the process ends with that shutdown's code.
         loop {
             std::thread::park();
         }
     }
 
-    /// Stops the coordinator. If a shutdown is under way, waits for it: it ends the process
-    /// within its deadline.
-    pub(crate) fn stop(mut self) {
+    /// Runs the hooks and records the end with `code`, then returns. If a shutdown is already
+    /// under way, this waits for it to end the process.
+    pub(crate) fn finish(&self, code: ExitCode) {
+        let (reply, done) = crossbeam_channel::bounded(1);
+        if self.tx.send(Command::Finish(code, reply)).is_ok() {
+            // An error means the coordinator thread is gone (it never is while the guard
+            // lives, unless it panicked); there is nothing left to wait for then.
+            let _ = done.recv();
+        }
+    }
+
+    /// Stops the coordinator and restores the signal dispositions. If a shutdown is under
+    /// way, waits for it: it ends the process within its deadline.
+    ///
+    /// Returns a termination signal that arrived after the coordinator stopped but before the
+    /// previous dispositions were back. It came while the guard was installed, so it must not
+    /// be lost; the caller re-raises it once the guard is gone, and the disposition that was
+    /// there before install (by default: terminate) acts on it.
+    pub(crate) fn stop(mut self) -> Option<Signal> {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> Option<Signal> {
         let _ = self.tx.send(Command::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        if let Some(l) = self.listener.take() {
-            l.stop();
-        }
+        // Stopping the listener joins its thread, so nothing is forwarded after this.
+        self.listener.take()?.stop();
+        self.term_rx.try_iter().next().map(|t| t.signal)
     }
 }
 
-/// The coordinator thread's state.
-struct Run {
-    bb: &'static BlackBox,
-    broadcast: Arc<Broadcast>,
-    hooks: Arc<hooks::Registry>,
-    settings: Settings,
-    termlog: Option<TermLog>,
-}
-
-/// How a shutdown ends, once the hooks are done.
-struct Ending {
-    outcome: u32,
-    code: u8,
-}
-
-impl Run {
-    fn main(self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
-        crate::panic::mark_hook_thread();
-        let (reason, explicit) = loop {
-            select! {
-                recv(term_rx) -> t => match t {
-                    Ok(t) => break (ShutdownReason::from(t), None),
-                    Err(_) => return,
-                },
-                recv(cmd_rx) -> c => match c {
-                    Ok(Command::Request(r)) => break (r, None),
-                    Ok(Command::Exit(code)) => break (ShutdownReason::App(format!("exit with {code}")), Some(code)),
-                    Ok(Command::Stop) | Err(_) => return,
-                },
-            }
-        };
-        self.shutdown(reason, explicit, &term_rx);
-    }
-
-    fn shutdown(
-        self,
-        reason: ShutdownReason,
-        explicit: Option<ExitCode>,
-        term_rx: &Receiver<TermSignal>,
-    ) -> ! {
-        let started = Instant::now();
-        let grace = match reason {
-            ShutdownReason::Panic(_) => self.settings.panic_grace,
-            _ => self.settings.grace,
-        };
-        let deadline = started + grace;
-        self.record_request(&reason, grace);
-        self.bb.breadcrumb(&format!("shutdown requested: {reason}"));
-        self.broadcast.publish(ShutdownRequest {
-            reason: reason.clone(),
-            requested_at: SystemTime::now(),
-        });
-
-        let hooks = self.hooks.take();
-        let names: Vec<String> = hooks.iter().map(|(n, _)| n.clone()).collect();
-        self.bb.write_shutdown(|s| {
-            s.hook_count = names.len().min(MAX_HOOKS) as u32;
-            for (slot, name) in s.hooks.iter_mut().zip(&names) {
-                slot.name_len = assafe::copy_bytes(&mut slot.name, name.as_bytes());
-                slot.status = HOOK_PENDING;
-            }
-        });
-
-        for (i, (name, hook)) in hooks.into_iter().enumerate() {
-            let now = Instant::now();
-            if now >= deadline {
-                self.hook_status(i, HOOK_SKIPPED, Duration::ZERO);
-                continue;
-            }
-            let limit = self
-                .settings
-                .hook_timeout
-                .map_or(deadline, |t| (now + t).min(deadline));
-            self.hook_status(i, HOOK_RUNNING, Duration::ZERO);
-            let done = hooks::spawn(&name, hook);
-            let status = loop {
-                select! {
-                    recv(done) -> r => break match r {
-                        Ok(true) => HOOK_OK,
-                        _ => HOOK_PANICKED,
-                    },
-                    recv(term_rx) -> t => {
-                        if let Ok(t) = t {
-                            if t.signal != Signal::SIGHUP {
-                                self.hook_status(i, HOOK_RUNNING, now.elapsed());
-                                self.forced(t, &name);
-                            }
-                        }
-                    },
-                    recv(crossbeam_channel::at(limit)) -> _ => break HOOK_TIMED_OUT,
-                }
-            };
-            self.hook_status(i, status, now.elapsed());
-            if status == HOOK_TIMED_OUT && Instant::now() >= deadline {
-                self.timed_out(&name, grace);
-            }
-        }
-
-        let ending = self.ending(&reason, explicit);
-        self.finish(ending.outcome, ending.code, None);
-        crate::exit::clean(ending.code)
-    }
-
-    fn ending(&self, reason: &ShutdownReason, explicit: Option<ExitCode>) -> Ending {
-        match reason {
-            ShutdownReason::Signal { signal, .. } => Ending {
-                outcome: OUTCOME_CLEAN_EXIT,
-                code: match self.settings.clean_exit {
-                    CleanExit::Zero => 0,
-                    CleanExit::SignalConvention => (128 + signal.number()) as u8,
-                },
-            },
-            ShutdownReason::App(_) => {
-                let code = explicit.unwrap_or(ExitCode::Ok);
-                let outcome = match code {
-                    ExitCode::Ok => OUTCOME_CLEAN_EXIT,
-                    ExitCode::Panic => OUTCOME_PANIC,
-                    ExitCode::MemoryBudget => OUTCOME_MEMORY_BUDGET,
-                    ExitCode::ThreadBudget => OUTCOME_THREAD_BUDGET,
-                    ExitCode::ShutdownTimeout => OUTCOME_SHUTDOWN_TIMEOUT,
-                    ExitCode::ForcedShutdown => OUTCOME_FORCED_SHUTDOWN,
-                    _ => OUTCOME_HANDLER_FAILURE,
-                };
-                Ending {
-                    outcome,
-                    code: code.code(),
-                }
-            }
-            ShutdownReason::MemoryBudget(_) => Ending {
-                outcome: OUTCOME_MEMORY_BUDGET,
-                code: ExitCode::MemoryBudget.code(),
-            },
-            ShutdownReason::ThreadBudget(_) => Ending {
-                outcome: OUTCOME_THREAD_BUDGET,
-                code: ExitCode::ThreadBudget.code(),
-            },
-            ShutdownReason::Panic(_) => Ending {
-                outcome: OUTCOME_PANIC,
-                code: ExitCode::Panic.code(),
-            },
-        }
-    }
-
-    fn record_request(&self, reason: &ShutdownReason, grace: Duration) {
-        self.bb.write_shutdown(|s| {
-            s.valid = 1;
-            s.requested_at_ns = assafe::now_realtime_ns();
-            s.grace_ms = grace.as_millis() as u64;
-            s.reason = match reason {
-                ShutdownReason::Signal { .. } => REASON_SIGNAL,
-                ShutdownReason::App(_) => REASON_APP,
-                ShutdownReason::MemoryBudget(_) => REASON_MEMORY,
-                ShutdownReason::ThreadBudget(_) => REASON_THREADS,
-                ShutdownReason::Panic(_) => REASON_PANIC,
-            };
-            if let ShutdownReason::Signal {
-                signal,
-                sender_pid,
-                sender_uid,
-            } = reason
-            {
-                s.signal = signal.number() as u32;
-                s.sender_pid = sender_pid.unwrap_or(0);
-                s.sender_uid = sender_uid.unwrap_or(u32::MAX);
-            }
-        });
-    }
-
-    fn hook_status(&self, i: usize, status: u32, ran: Duration) {
-        self.bb.write_shutdown(|s| {
-            if let Some(h) = s.hooks.get_mut(i) {
-                h.status = status;
-                h.duration_us = ran.as_micros() as u64;
-            }
-        });
-    }
-
-    /// Records the end, writes the termination message for abnormal ends.
-    fn finish(&self, outcome: u32, code: u8, detail: Option<&str>) {
-        if let Some(mut w) = self.bb.claim_end() {
-            let end = w.end();
-            if let Some(d) = detail {
-                end.detail_len = assafe::copy_bytes(&mut end.detail, d.as_bytes());
-            }
-            crate::budgets::enrich_end(end);
-            w.commit(outcome, u32::from(code));
-        }
-        if outcome != OUTCOME_CLEAN_EXIT {
-            if let Some(log) = &self.termlog {
-                let summary = match detail {
-                    Some(d) => format!("crashguard: exit {code}: {d}"),
-                    None => format!("crashguard: exit {code}"),
-                };
-                log.write(&summary);
-            }
-        }
-    }
-
-    fn timed_out(&self, hook: &str, grace: Duration) -> ! {
-        let detail =
-            format!("shutdown hook '{hook}' still running when the {grace:?} grace period ended");
-        self.bb.breadcrumb(&detail);
-        self.finish(
-            OUTCOME_SHUTDOWN_TIMEOUT,
-            ExitCode::ShutdownTimeout.code(),
-            Some(&detail),
-        );
-        crate::exit::immediate(ExitCode::ShutdownTimeout.code())
-    }
-
-    fn forced(&self, t: TermSignal, hook: &str) -> ! {
-        let detail = format!("second termination signal ({t}) while shutdown hook '{hook}' ran");
-        self.bb.breadcrumb(&detail);
-        self.bb.write_shutdown(|_| {});
-        if let Some(mut w) = self.bb.claim_end() {
-            let end = w.end();
-            end.signal = t.signal.number() as u32;
-            end.si_code = 0;
-            end.sender_pid = t.sender_pid.unwrap_or(0);
-            end.sender_uid = t.sender_uid.unwrap_or(u32::MAX);
-            end.detail_len = assafe::copy_bytes(&mut end.detail, detail.as_bytes());
-            w.commit(
-                OUTCOME_FORCED_SHUTDOWN,
-                u32::from(ExitCode::ForcedShutdown.code()),
-            );
-        }
-        if let Some(log) = &self.termlog {
-            log.write(&format!(
-                "crashguard: exit {}: {detail}",
-                ExitCode::ForcedShutdown.code()
-            ));
-        }
-        crate::exit::immediate(ExitCode::ForcedShutdown.code())
+impl Drop for Coordinator {
+    /// A coordinator dropped without [`Coordinator::stop`] (an `install()` that failed after
+    /// starting it) must not leave its thread and signal handlers behind.
+    fn drop(&mut self) {
+        let _ = self.stop_inner();
     }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 use crashguard_signals::{Signal, TermSignal};
 use crossbeam_channel::{Receiver, Sender};
 
+use super::wait_async::{WaitAsync, Wakers};
+
 /// Why a shutdown was requested.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -79,6 +81,7 @@ pub struct ShutdownRequest {
 pub(crate) struct Broadcast {
     request: OnceLock<ShutdownRequest>,
     subscribers: Mutex<Vec<Sender<ShutdownRequest>>>,
+    pub(super) wakers: Mutex<Wakers>,
 }
 
 impl Broadcast {
@@ -92,6 +95,11 @@ impl Broadcast {
             // Each subscriber channel holds one message and receives only this one.
             let _ = tx.try_send(request.clone());
         }
+        drop(subs);
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wake_all();
         true
     }
 
@@ -163,6 +171,21 @@ impl ShutdownSignal {
     /// A channel that receives the request once, for `crossbeam_channel::select!`.
     pub fn receiver(&self) -> &Receiver<ShutdownRequest> {
         &self.rx
+    }
+
+    /// A future that completes with the request, for async code. It needs no particular
+    /// runtime and no thread of its own: the coordinator wakes the task when it publishes the
+    /// request. The future owns what it needs (`'static`), so it can move into a spawned task or
+    /// a `select!` branch.
+    ///
+    /// ```no_run
+    /// # async fn serve(shutdown: crashguard::ShutdownSignal) {
+    /// let request = shutdown.wait_async().await;
+    /// eprintln!("stopping: {}", request.reason);
+    /// # }
+    /// ```
+    pub fn wait_async(&self) -> WaitAsync {
+        WaitAsync::new(Arc::clone(&self.broadcast))
     }
 }
 

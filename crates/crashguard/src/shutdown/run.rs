@@ -1,0 +1,356 @@
+//! The coordinator thread: waits for the first request, then runs the one shutdown — publish,
+//! hooks under the deadline, record, exit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crashguard_blackbox::layout::*;
+use crashguard_blackbox::{BlackBox, ExitCode, assafe};
+use crashguard_signals::{Signal, TermSignal};
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::hooks::{self, HookEnd};
+use super::signal::Broadcast;
+use super::{Command, ShutdownReason, ShutdownRequest};
+use crate::Config;
+use crate::config::CleanExit;
+use crate::termlog::TermLog;
+
+#[derive(Clone, Debug)]
+pub(super) struct Settings {
+    grace: Duration,
+    hook_timeout: Option<Duration>,
+    panic_grace: Duration,
+    clean_exit: CleanExit,
+}
+
+impl From<&Config> for Settings {
+    fn from(config: &Config) -> Self {
+        Settings {
+            grace: config.shutdown_grace,
+            hook_timeout: config.hook_timeout,
+            panic_grace: config.panic_grace,
+            clean_exit: config.clean_exit,
+        }
+    }
+}
+
+/// The coordinator thread's state.
+pub(super) struct Run {
+    pub(super) bb: &'static BlackBox,
+    pub(super) broadcast: Arc<Broadcast>,
+    pub(super) hooks: Arc<hooks::Registry>,
+    pub(super) settings: Settings,
+    pub(super) termlog: Option<TermLog>,
+}
+
+/// What happens once the hooks ran.
+enum Then {
+    /// Exit with the code that follows from the reason.
+    ByReason,
+    /// Exit with this code ([`crate::Guard::exit`]).
+    Exit(ExitCode),
+    /// Record this code and reply instead of exiting ([`crate::Guard::shutdown`]).
+    Return(ExitCode, Sender<()>),
+}
+
+/// How a shutdown ends.
+struct Ending {
+    outcome: u32,
+    code: u8,
+}
+
+/// The outcome recorded for an explicit exit code.
+fn outcome_of(code: ExitCode) -> u32 {
+    match code {
+        ExitCode::Ok => OUTCOME_CLEAN_EXIT,
+        ExitCode::Panic => OUTCOME_PANIC,
+        ExitCode::MemoryBudget => OUTCOME_MEMORY_BUDGET,
+        ExitCode::ThreadBudget => OUTCOME_THREAD_BUDGET,
+        ExitCode::ShutdownTimeout => OUTCOME_SHUTDOWN_TIMEOUT,
+        ExitCode::ForcedShutdown => OUTCOME_FORCED_SHUTDOWN,
+        _ => OUTCOME_HANDLER_FAILURE,
+    }
+}
+
+/// Whether this signal, arriving during a shutdown, forces an immediate exit.
+fn forces(signal: Signal) -> bool {
+    signal != Signal::SIGHUP
+}
+
+/// The end a root cause other than a request implies (a panic or a budget), if it is one.
+fn root_cause(reason: &ShutdownReason) -> Option<Ending> {
+    let code = match reason {
+        ShutdownReason::Panic(_) => ExitCode::Panic,
+        ShutdownReason::MemoryBudget(_) => ExitCode::MemoryBudget,
+        ShutdownReason::ThreadBudget(_) => ExitCode::ThreadBudget,
+        _ => return None,
+    };
+    Some(Ending {
+        outcome: outcome_of(code),
+        code: code.code(),
+    })
+}
+
+impl Run {
+    pub(super) fn main(self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
+        // A panic on this thread is a crashguard bug; it must not start another shutdown.
+        crate::panic::mark_hook_thread();
+        let (reason, then) = select! {
+            recv(term_rx) -> t => match t {
+                Ok(t) => (ShutdownReason::from(t), Then::ByReason),
+                Err(_) => return,
+            },
+            recv(cmd_rx) -> c => match c {
+                Ok(Command::Request(r)) => (r, Then::ByReason),
+                Ok(Command::Exit(code)) => {
+                    (ShutdownReason::App(format!("exit with {code}")), Then::Exit(code))
+                }
+                Ok(Command::Finish(code, reply)) => (
+                    ShutdownReason::App(format!("shutdown with {code}")),
+                    Then::Return(code, reply),
+                ),
+                // `select!` picks at random among ready channels: a signal that was queued
+                // when the guard started dropping still gets its shutdown.
+                Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
+                    Ok(t) => (ShutdownReason::from(t), Then::ByReason),
+                    Err(_) => return,
+                },
+            },
+        };
+        // Signals queued before the shutdown began are part of the request that began it; only
+        // those that arrive from now on count as a second signal.
+        while term_rx.try_recv().is_ok() {}
+        let (ending, detail) = self.shutdown(&reason, &then, term_rx);
+        self.finish(ending.outcome, ending.code, detail.as_deref());
+        match then {
+            Then::Return(_, reply) => {
+                self.hooks.close();
+                let _ = reply.send(());
+            }
+            Then::ByReason | Then::Exit(_) => crate::exit::clean(ending.code),
+        }
+    }
+
+    /// Publishes the request and runs the hooks; returns how the process should end, unless a
+    /// deadline or a second signal ends it first.
+    fn shutdown(
+        &self,
+        reason: &ShutdownReason,
+        then: &Then,
+        term_rx: Receiver<TermSignal>,
+    ) -> (Ending, Option<String>) {
+        let grace = match reason {
+            ShutdownReason::Panic(_) => self.settings.panic_grace,
+            _ => self.settings.grace,
+        };
+        let deadline = Instant::now() + grace;
+        self.record_request(reason, grace);
+        self.bb.breadcrumb(&format!("shutdown requested: {reason}"));
+        self.broadcast.publish(ShutdownRequest {
+            reason: reason.clone(),
+            requested_at: SystemTime::now(),
+        });
+
+        let mut term = term_rx;
+        let mut hook_exit = None;
+        let mut index = 0usize;
+        loop {
+            let batch = self.hooks.take_batch();
+            if batch.is_empty() {
+                break;
+            }
+            let first = index;
+            let total = first + batch.len();
+            self.bb.write_shutdown(|s| {
+                for (k, (name, _)) in batch.iter().enumerate() {
+                    if let Some(slot) = s.hooks.get_mut(first + k) {
+                        slot.name_len = assafe::copy_bytes(&mut slot.name, name.as_bytes());
+                        slot.status = HOOK_PENDING;
+                        slot.duration_us = 0;
+                    }
+                }
+                s.hook_count = total.min(MAX_HOOKS) as u32;
+            });
+            for (name, hook) in batch {
+                let i = index;
+                index += 1;
+                let now = Instant::now();
+                if now >= deadline {
+                    self.skip(i..total);
+                    self.timed_out(
+                        reason,
+                        &format!("the {grace:?} grace period ended before shutdown hook '{name}' could start"),
+                    );
+                }
+                let limit = self
+                    .settings
+                    .hook_timeout
+                    .map_or(deadline, |t| (now + t).min(deadline));
+                self.hook_status(i, HOOK_RUNNING, Duration::ZERO);
+                let done = hooks::spawn(&name, hook);
+                let status = loop {
+                    select! {
+                        recv(done) -> r => break match r {
+                            Ok(HookEnd::Returned) => HOOK_OK,
+                            Ok(HookEnd::Exit(code)) => {
+                                hook_exit = Some(code);
+                                HOOK_OK
+                            }
+                            Ok(HookEnd::Panicked) | Err(_) => HOOK_PANICKED,
+                        },
+                        recv(term) -> t => match t {
+                            Ok(t) if forces(t.signal) => {
+                                self.hook_status(i, HOOK_RUNNING, now.elapsed());
+                                self.skip(i + 1..total);
+                                self.forced(t, &name);
+                            }
+                            Ok(_) => {}
+                            // The listener is gone only after this thread was told to stop; never
+                            // select on a closed channel again.
+                            Err(_) => term = crossbeam_channel::never(),
+                        },
+                        recv(crossbeam_channel::at(limit)) -> _ => break HOOK_TIMED_OUT,
+                    }
+                };
+                self.hook_status(i, status, now.elapsed());
+                if status == HOOK_TIMED_OUT && Instant::now() >= deadline {
+                    self.skip(i + 1..total);
+                    self.timed_out(
+                        reason,
+                        &format!(
+                            "shutdown hook '{name}' still running when the {grace:?} grace period ended"
+                        ),
+                    );
+                }
+            }
+        }
+        (
+            self.ending(reason, then, hook_exit),
+            root_cause(reason).map(|_| reason.to_string()),
+        )
+    }
+
+    fn ending(&self, reason: &ShutdownReason, then: &Then, hook_exit: Option<ExitCode>) -> Ending {
+        if let Some(e) = root_cause(reason) {
+            return e;
+        }
+        let explicit = match then {
+            Then::Exit(code) | Then::Return(code, _) => Some(*code),
+            Then::ByReason => None,
+        };
+        if let Some(code) = hook_exit.or(explicit) {
+            return Ending {
+                outcome: outcome_of(code),
+                code: code.code(),
+            };
+        }
+        match reason {
+            ShutdownReason::Signal { signal, .. } => Ending {
+                outcome: OUTCOME_CLEAN_EXIT,
+                code: match self.settings.clean_exit {
+                    CleanExit::Zero => 0,
+                    CleanExit::SignalConvention => (128 + signal.number()) as u8,
+                },
+            },
+            _ => Ending {
+                outcome: OUTCOME_CLEAN_EXIT,
+                code: ExitCode::Ok.code(),
+            },
+        }
+    }
+
+    fn record_request(&self, reason: &ShutdownReason, grace: Duration) {
+        self.bb.write_shutdown(|s| {
+            s.valid = 1;
+            s.requested_at_ns = assafe::now_realtime_ns();
+            s.grace_ms = grace.as_millis() as u64;
+            s.reason = match reason {
+                ShutdownReason::Signal { .. } => REASON_SIGNAL,
+                ShutdownReason::App(_) => REASON_APP,
+                ShutdownReason::MemoryBudget(_) => REASON_MEMORY,
+                ShutdownReason::ThreadBudget(_) => REASON_THREADS,
+                ShutdownReason::Panic(_) => REASON_PANIC,
+            };
+            if let ShutdownReason::Signal {
+                signal,
+                sender_pid,
+                sender_uid,
+            } = reason
+            {
+                s.signal = signal.number() as u32;
+                s.sender_pid = sender_pid.unwrap_or(0);
+                s.sender_uid = sender_uid.unwrap_or(u32::MAX);
+            }
+        });
+    }
+
+    fn hook_status(&self, i: usize, status: u32, ran: Duration) {
+        self.bb.write_shutdown(|s| {
+            if let Some(h) = s.hooks.get_mut(i) {
+                h.status = status;
+                h.duration_us = ran.as_micros() as u64;
+            }
+        });
+    }
+
+    /// Marks hooks that will never run because the process is ending early.
+    fn skip(&self, range: std::ops::Range<usize>) {
+        for i in range {
+            self.hook_status(i, HOOK_SKIPPED, Duration::ZERO);
+        }
+    }
+
+    /// Records the end and writes the termination message for abnormal ends.
+    fn finish(&self, outcome: u32, code: u8, detail: Option<&str>) {
+        if let Some(mut w) = self.bb.claim_end() {
+            let end = w.end();
+            if let Some(d) = detail {
+                end.detail_len = assafe::copy_bytes(&mut end.detail, d.as_bytes());
+            }
+            crate::budgets::enrich_end(end);
+            w.commit(outcome, u32::from(code));
+        }
+        if outcome != OUTCOME_CLEAN_EXIT
+            && let Some(log) = &self.termlog
+        {
+            log.write_summary(outcome, code, detail);
+        }
+    }
+
+    fn timed_out(&self, reason: &ShutdownReason, what: &str) -> ! {
+        self.bb.breadcrumb(what);
+        match root_cause(reason) {
+            Some(e) => {
+                let detail = format!("{reason}; then {what}");
+                self.finish(e.outcome, e.code, Some(&detail));
+                crate::exit::immediate(e.code)
+            }
+            None => {
+                let code = ExitCode::ShutdownTimeout.code();
+                self.finish(OUTCOME_SHUTDOWN_TIMEOUT, code, Some(what));
+                crate::exit::immediate(code)
+            }
+        }
+    }
+
+    fn forced(&self, t: TermSignal, hook: &str) -> ! {
+        let detail = format!("second termination signal ({t}) while shutdown hook '{hook}' ran");
+        self.bb.breadcrumb(&detail);
+        let code = ExitCode::ForcedShutdown.code();
+        if let Some(mut w) = self.bb.claim_end() {
+            let end = w.end();
+            end.signal = t.signal.number() as u32;
+            end.si_code = 0;
+            end.sender_pid = t.sender_pid.unwrap_or(0);
+            end.sender_uid = t.sender_uid.unwrap_or(u32::MAX);
+            end.detail_len = assafe::copy_bytes(&mut end.detail, detail.as_bytes());
+            crate::budgets::enrich_end(end);
+            w.commit(OUTCOME_FORCED_SHUTDOWN, u32::from(code));
+        }
+        if let Some(log) = &self.termlog {
+            log.write_summary(OUTCOME_FORCED_SHUTDOWN, code, Some(&detail));
+        }
+        crate::exit::immediate(code)
+    }
+}
