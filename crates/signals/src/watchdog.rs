@@ -1,51 +1,53 @@
 //! The watchdog that bounds the fatal handler's run time.
 //!
-//! A thread started at install blocks in `read(2)` on a pipe. The handler's first action is a
-//! one-byte `write(2)` to that pipe (async-signal-safe, never blocks: the pipe is otherwise
-//! empty). The watchdog then sleeps for the configured timeout; if the process is still alive
-//! when it wakes, the handler is stuck (a deadlocked unwinder, a chained handler that never
+//! A thread started at install (`crashguard-wd`) blocks on a disarmed one-shot alarm (a
+//! `timerfd` on Linux). The handler's first action arms it with one system call, which wakes
+//! nobody: if the process ends in time, the watchdog thread is never scheduled. If the alarm
+//! goes off, the handler is stuck (a deadlocked unwinder, a chained handler that never
 //! returns, a thread that cannot be scheduled) and the watchdog ends the process with the
 //! handler-failure code. It needs nothing from the crashing thread, and unlike `alarm(2)` it
 //! takes no signal away from the application.
 
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::io::{self, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::sys;
 
-/// The byte the handler writes to start the countdown.
-const CRASH: u8 = b'C';
-/// The byte `Drop` writes to stop the thread.
-const QUIT: u8 = b'Q';
-
-/// Write end of the pipe, or -1 when no watchdog runs.
-static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
-/// The process that started the watchdog: a forked child shares the pipe but not the thread,
-/// and must not wake its parent's watchdog.
+/// The alarm's handle, or -1 when no watchdog runs.
+static ALARM: AtomicI32 = AtomicI32::new(-1);
+/// The handler's time budget in nanoseconds.
+static TIMEOUT_NS: AtomicU64 = AtomicU64::new(0);
+/// The process that started the watchdog: a forked child shares the alarm but not the thread,
+/// and must not arm its parent's watchdog.
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+/// Set by `Drop` before it fires the alarm to stop the thread.
+static QUIT: AtomicBool = AtomicBool::new(false);
 
 /// The running watchdog thread; stopping it is `Drop`.
 #[derive(Debug)]
 pub(crate) struct Watchdog {
-    writer: Option<OwnedFd>,
+    handle: i32,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Watchdog {
     /// Starts the watchdog thread `crashguard-wd`.
     pub(crate) fn start(timeout: Duration) -> io::Result<Watchdog> {
-        let (reader, writer) = io::pipe()?;
-        let writer = OwnedFd::from(writer);
+        let (alarm, handle) = sys::Alarm::new()?;
+        QUIT.store(false, Ordering::Relaxed);
+        TIMEOUT_NS.store(
+            u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         let thread = std::thread::Builder::new()
             .name("crashguard-wd".into())
-            .spawn(move || run(reader, timeout))?;
+            .spawn(move || run(alarm))?;
         OWNER_PID.store(sys::getpid(), Ordering::Relaxed);
-        WAKE_FD.store(writer.as_raw_fd(), Ordering::Release);
+        ALARM.store(handle, Ordering::Release);
         Ok(Watchdog {
-            writer: Some(writer),
+            handle,
             thread: Some(thread),
         })
     }
@@ -53,28 +55,20 @@ impl Watchdog {
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        WAKE_FD.store(-1, Ordering::Release);
-        if let Some(writer) = self.writer.take() {
-            sys::write_all(writer.as_raw_fd(), &[QUIT]);
-        }
+        ALARM.store(-1, Ordering::Release);
+        QUIT.store(true, Ordering::Release);
+        sys::arm_alarm(self.handle, 1);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn run(mut reader: io::PipeReader, timeout: Duration) {
+fn run(mut alarm: sys::Alarm) {
     block_all_signals();
-    loop {
-        let mut byte = [0u8; 1];
-        match reader.read(&mut byte) {
-            Ok(1) if byte == [CRASH] => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // QUIT, a closed pipe or an unexpected error: nothing left to guard.
-            _ => return,
-        }
+    if !alarm.wait() || QUIT.load(Ordering::Acquire) {
+        return;
     }
-    std::thread::sleep(timeout);
     sys::write_all(
         2,
         b"crashguard: the crash handler did not finish in time; exiting with code 84\n",
@@ -100,8 +94,8 @@ fn block_all_signals() {
 ///
 /// Async-signal-safe.
 pub(crate) fn arm() {
-    let fd = WAKE_FD.load(Ordering::Acquire);
-    if fd >= 0 && OWNER_PID.load(Ordering::Relaxed) == sys::getpid() {
-        sys::write_all(fd, &[CRASH]);
+    let handle = ALARM.load(Ordering::Acquire);
+    if handle >= 0 && OWNER_PID.load(Ordering::Relaxed) == sys::getpid() {
+        sys::arm_alarm(handle, TIMEOUT_NS.load(Ordering::Relaxed));
     }
 }

@@ -155,3 +155,68 @@ pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (usize, u32, u32)
     // of them are meaningful from si_code.
     unsafe { (info.si_addr() as usize, info.si_pid() as u32, info.si_uid()) }
 }
+
+/// A one-shot alarm for the watchdog: a `timerfd` that a thread blocks on. Arming it from the
+/// handler is a single system call and wakes nobody until the time is up, so a crash that ends
+/// the process in time never schedules the watchdog thread at all.
+#[derive(Debug)]
+pub(crate) struct Alarm(std::os::fd::OwnedFd);
+
+impl Alarm {
+    /// Creates a disarmed alarm; returns it and the handle [`arm_alarm`] takes.
+    pub(crate) fn new() -> std::io::Result<(Alarm, i32)> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: timerfd_create has no memory arguments.
+        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let raw = owned.as_raw_fd();
+        Ok((Alarm(owned), raw))
+    }
+
+    /// Blocks until the alarm goes off; false if waiting failed.
+    pub(crate) fn wait(&mut self) -> bool {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut expirations = 0u64;
+            // SAFETY: reads 8 bytes into a u64, as timerfd requires.
+            let n = unsafe {
+                libc::read(
+                    self.0.as_raw_fd(),
+                    (&raw mut expirations).cast::<c_void>(),
+                    size_of::<u64>(),
+                )
+            };
+            if n == size_of::<u64>() as isize {
+                return true;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            return false;
+        }
+    }
+}
+
+/// Arms the alarm behind `handle` to go off `after_ns` nanoseconds from now (at least 1).
+///
+/// Async-signal-safe.
+pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
+    let after_ns = after_ns.max(1);
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: (after_ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (after_ns % 1_000_000_000) as libc::c_long,
+        },
+    };
+    // SAFETY: timerfd_settime is a thin system-call wrapper; `spec` is valid and the old value
+    // is not requested.
+    unsafe { libc::timerfd_settime(handle, 0, &spec, core::ptr::null_mut()) };
+}

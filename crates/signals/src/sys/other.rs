@@ -100,3 +100,44 @@ pub(crate) unsafe fn context_pc_sp(_uc: *mut c_void) -> (usize, usize) {
 pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (usize, u32, u32) {
     (info.si_addr as usize, info.si_pid as u32, info.si_uid)
 }
+
+/// A one-shot alarm for the watchdog, built on a pipe: arming writes the delay, the waiting
+/// thread reads it and sleeps that long.
+#[derive(Debug)]
+pub(crate) struct Alarm {
+    reader: std::io::PipeReader,
+    _writer: std::io::PipeWriter,
+}
+
+impl Alarm {
+    /// Creates a disarmed alarm; returns it and the handle [`arm_alarm`] takes.
+    pub(crate) fn new() -> std::io::Result<(Alarm, i32)> {
+        use std::os::fd::AsRawFd;
+        let (reader, writer) = std::io::pipe()?;
+        let raw = writer.as_raw_fd();
+        Ok((
+            Alarm {
+                reader,
+                _writer: writer,
+            },
+            raw,
+        ))
+    }
+
+    /// Blocks until the alarm goes off; false if waiting failed.
+    pub(crate) fn wait(&mut self) -> bool {
+        let mut delay = [0u8; 8];
+        if std::io::Read::read_exact(&mut self.reader, &mut delay).is_err() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_nanos(u64::from_ne_bytes(delay)));
+        true
+    }
+}
+
+/// Arms the alarm behind `handle` to go off `after_ns` nanoseconds from now.
+///
+/// Async-signal-safe.
+pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
+    super::write_all(handle, &after_ns.to_ne_bytes());
+}
