@@ -2,8 +2,7 @@
 //! callbacks, errors, stopping.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use crashguard_blackbox::BlackBox;
@@ -35,6 +34,12 @@ fn blackbox() -> &'static BlackBox {
     })
 }
 
+/// Every running sampler writes the one armed black box's heartbeat, so the tests take turns.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits for an event the sampler sends; the generous timeout only bounds a broken run.
 fn next(rx: &mpsc::Receiver<MemoryEvent>) -> MemoryEvent {
     rx.recv_timeout(Duration::from_secs(30))
@@ -43,6 +48,7 @@ fn next(rx: &mpsc::Receiver<MemoryEvent>) -> MemoryEvent {
 
 #[test]
 fn crossing_a_cgroup_budget_calls_soft_then_hard_once_and_writes_heartbeats() {
+    let _g = serial();
     let bb = blackbox();
     let probe = MemoryProbe::with_root(fixture("cgroup-v2"))
         .unwrap()
@@ -100,6 +106,7 @@ fn sampler_hard(fraction: f64) -> u64 {
 
 #[test]
 fn a_failing_sample_reports_once_and_the_sampler_keeps_going() {
+    let _g = serial();
     let root = std::env::temp_dir().join(format!(
         "crashguard-memory-{}-sampler-err",
         std::process::id()
@@ -162,6 +169,7 @@ fn bad_arguments_are_errors_not_threads() {
 
 #[test]
 fn the_sampler_on_this_machine_is_cheap_and_stops() {
+    let _g = serial();
     let probe = MemoryProbe::new().unwrap();
     let sampler = MemorySampler::spawn(
         probe,

@@ -136,6 +136,9 @@ pub(crate) fn release(delta: isize) {
     }
 }
 
+/// The slow path of [`charge`]: arms the exit hook, checks the hard limit, flushes.
+///
+/// Async-signal-safe (if `op` is).
 #[cold]
 #[inline(never)]
 fn charge_slow(
@@ -172,6 +175,9 @@ fn charge_slow(
     p
 }
 
+/// The slow path of [`release`].
+///
+/// Async-signal-safe.
 #[cold]
 #[inline(never)]
 fn release_slow(c: &Cell<isize>, delta: isize) {
@@ -209,6 +215,9 @@ fn settle(c: &Cell<isize>, armed: bool, pending: i128) {
     after_flush(now.wrapping_add(keep));
 }
 
+/// [`charge`] without the thread-local, straight into the global count.
+///
+/// Async-signal-safe (if `op` is).
 #[cold]
 #[inline(never)]
 fn charge_global(
@@ -278,8 +287,11 @@ fn after_flush(live: isize) {
 /// Arms the calling thread's exit hook, creating the key on first use. Returns whether the
 /// thread's pending delta may now be kept locally.
 ///
-/// Async-signal-safe in the sense that matters here: no allocation through Rust's allocator,
-/// no lock (see `sys::memory::thread_exit_key_create`).
+/// `pthread_key_create` and `pthread_setspecific` are not on POSIX's async-signal-safe list;
+/// they are the one exception on the allocator path, taken once per thread, because they
+/// never call back into Rust's allocator (see the `sys` module for what glibc and musl do).
+/// The allocator is never called from a signal handler in crashguard, and the handler path
+/// never reaches this function.
 fn arm_exit_hook() -> bool {
     let mut key = EXIT_KEY.load(Ordering::Acquire);
     if key == KEY_NONE {
@@ -312,6 +324,9 @@ unsafe extern "C" fn flush_at_thread_exit(_: *mut c_void) {
     });
 }
 
+/// Records a null from the inner allocator.
+///
+/// Async-signal-safe.
 #[cold]
 #[inline(never)]
 fn inner_failed(request: usize, align: usize, pending: isize) {
@@ -320,6 +335,8 @@ fn inner_failed(request: usize, align: usize, pending: isize) {
     record(request, align, live, u64::MAX, false);
 }
 
+/// Records a failed request in the armed black box, if any.
+///
 /// Async-signal-safe.
 fn record(request: usize, align: usize, live: u64, budget: u64, by_budget: bool) {
     if let Some(bb) = crashguard_blackbox::active() {
@@ -327,6 +344,7 @@ fn record(request: usize, align: usize, live: u64, budget: u64, by_budget: bool)
     }
 }
 
+/// Async-signal-safe.
 fn clamp_u64(v: i128) -> u64 {
     u64::try_from(v.max(0)).unwrap_or(u64::MAX)
 }
@@ -385,6 +403,7 @@ pub fn set_soft_callback(callback: Option<fn()>) {
     SOFT_CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
 }
 
+/// Async-signal-safe.
 fn limit_value(bytes: Option<u64>) -> usize {
     // A limit above the address space is no limit; NO_LIMIT itself is reserved.
     bytes.map_or(NO_LIMIT, |b| {

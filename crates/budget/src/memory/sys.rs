@@ -20,8 +20,9 @@ pub(crate) fn page_size() -> u64 {
 /// Creates a thread-specific-data key whose destructor runs when a thread that set a non-null
 /// value for it exits. Returns the key, or `None` when the process is out of keys.
 ///
-/// Called from the allocator's slow path: `pthread_key_create` neither allocates nor takes a
-/// lock in glibc or musl (it claims a slot with an atomic compare-and-swap).
+/// Called once per process from the allocator's slow path. It never calls Rust's allocator,
+/// so it cannot recurse into it: glibc claims a slot with an atomic compare-and-swap and takes
+/// no lock; musl takes its internal key lock, which nothing on the allocator path holds.
 pub(crate) fn thread_exit_key_create(dtor: unsafe extern "C" fn(*mut c_void)) -> Option<usize> {
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer; `dtor` is a valid function for the process lifetime.
