@@ -80,6 +80,14 @@ mod previous;
 mod shutdown;
 mod termlog;
 pub mod thread;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
+
+/// Breadcrumbs from `tracing` events (feature `tracing`).
+#[cfg(feature = "tracing")]
+pub mod tracing {
+    pub use crate::tracing_layer::BreadcrumbLayer;
+}
 
 pub use config::{CleanExit, Config, PanicPolicy, TerminationLog};
 pub use crashguard_blackbox::{ExitCode, Outcome, Report, explain};

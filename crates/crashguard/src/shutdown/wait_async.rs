@@ -98,3 +98,71 @@ impl Drop for WaitAsync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::SystemTime;
+
+    use super::super::signal::{Broadcast, ShutdownReason, ShutdownRequest, ShutdownSignal};
+    use super::*;
+
+    /// Counts wake-ups; stands in for an executor.
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn request() -> ShutdownRequest {
+        ShutdownRequest {
+            reason: ShutdownReason::App("test".into()),
+            requested_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn a_pending_future_is_woken_once_by_the_publish_and_then_ready() {
+        let broadcast = Arc::new(Broadcast::default());
+        let signal = ShutdownSignal::new(Arc::clone(&broadcast));
+        let counter = Arc::new(Counter::default());
+        let waker = Waker::from(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(signal.wait_async());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        // A second poll re-registers without adding a second entry.
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(
+            broadcast.wakers.lock().map(|w| w.waiting.len()).ok(),
+            Some(1)
+        );
+        assert!(broadcast.publish(request()));
+        assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            matches!(fut.as_mut().poll(&mut cx), Poll::Ready(r) if r.reason == ShutdownReason::App("test".into()))
+        );
+        // Once published, a fresh future is ready at once.
+        let mut late = std::pin::pin!(signal.wait_async());
+        assert!(late.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_dropped_future_leaves_no_waker_behind() {
+        let broadcast = Arc::new(Broadcast::default());
+        let signal = ShutdownSignal::new(Arc::clone(&broadcast));
+        let waker = Waker::from(Arc::new(Counter::default()));
+        let mut cx = Context::from_waker(&waker);
+        {
+            let mut fut = std::pin::pin!(signal.wait_async());
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(
+            broadcast.wakers.lock().map(|w| w.waiting.len()).ok(),
+            Some(0)
+        );
+    }
+}
