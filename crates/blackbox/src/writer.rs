@@ -334,6 +334,7 @@ impl EndWriter<'_> {
         end.ended_mono_ns = assafe::now_monotonic_ns();
         if end.tid == 0 {
             end.tid = assafe::gettid();
+            assafe::current_thread_name(&mut end.thread_name);
         }
         end.checksum = 0;
         let ptr: *const End = end;

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crashguard_blackbox::layout::End;
 use crashguard_blackbox::{BlackBox, Outcome, Report};
-use crashguard_budget::memory::{self, MemoryProbe, MemorySampler, SamplerCallbacks};
+use crashguard_budget::memory::{self, MemoryBudget, MemoryProbe, MemorySampler, SamplerCallbacks};
 use crashguard_budget::thread::{self, SpawnError, ThreadPolicy, ThreadSampler};
 
 use crate::shutdown::{ShutdownHandle, ShutdownReason};
@@ -32,32 +32,44 @@ impl Budgets {
             memory: None,
             threads: None,
         };
-        if let Some(budget) = config.memory_budget.clone() {
-            let probe = MemoryProbe::new().map_err(Error::Budget)?;
+        // The memory sampler always runs: its heartbeats are what lets the next run tell an
+        // OOM kill from a plain SIGKILL. Without a configured budget it only records (its
+        // thresholds are a share of physical memory and have no callbacks).
+        let (budget, enforce) = match config.memory_budget.clone() {
+            Some(b) => (b, true),
+            None => (MemoryBudget::ram_fraction(1.0), false),
+        };
+        let probe = MemoryProbe::new().map_err(Error::Budget)?;
+        let mut callbacks = SamplerCallbacks { on_soft: None, on_hard: None, on_error: None };
+        if enforce {
             let hard = shutdown.clone();
-            let callbacks = SamplerCallbacks {
-                on_soft: None,
-                on_hard: Some(Box::new(move |e: memory::MemoryEvent| {
-                    hard.request(ShutdownReason::MemoryBudget(format!(
-                        "{} {} bytes crossed the hard threshold of {} bytes",
-                        e.measure.name(),
-                        e.used_bytes,
-                        e.threshold_bytes
-                    )));
-                })),
-                on_error: None,
-            };
-            let sampler = MemorySampler::spawn(probe, budget, config.memory_interval, callbacks)
-                .map_err(Error::Budget)?;
-            let resolved = sampler.budget();
-            // With the counting allocator installed, the hard threshold is also enforced on
-            // every allocation, so a burst between two samples cannot run past it.
-            if memory::is_installed() {
-                memory::set_hard_limit(Some(resolved.hard_bytes));
-                memory::set_soft_limit(Some(resolved.soft_bytes));
-            }
-            budgets.memory = Some(sampler);
+            callbacks.on_soft = Some(Box::new(|e: memory::MemoryEvent| {
+                crate::breadcrumb(&format!(
+                    "memory soft threshold: {} {} of {} bytes",
+                    e.measure.name(),
+                    e.used_bytes,
+                    e.threshold_bytes
+                ));
+            }));
+            callbacks.on_hard = Some(Box::new(move |e: memory::MemoryEvent| {
+                hard.request(ShutdownReason::MemoryBudget(format!(
+                    "{} {} bytes crossed the hard threshold of {} bytes",
+                    e.measure.name(),
+                    e.used_bytes,
+                    e.threshold_bytes
+                )));
+            }));
         }
+        let sampler = MemorySampler::spawn(probe, budget, config.memory_interval, callbacks)
+            .map_err(Error::Budget)?;
+        let resolved = sampler.budget();
+        // With the counting allocator installed, a byte budget's hard threshold is also enforced
+        // on every allocation, so a burst between two samples cannot run past it.
+        if enforce && resolved.measure == memory::Measure::Heap && memory::is_installed() {
+            memory::set_hard_limit(Some(resolved.hard_bytes));
+            memory::set_soft_limit(Some(resolved.soft_bytes));
+        }
+        budgets.memory = Some(sampler);
         if let Some(budget) = config.thread_budget.clone() {
             thread::set_budget(Some(budget.clone())).map_err(Error::ThreadBudget)?;
             let mut builder = ThreadSampler::builder(budget.clone());
