@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crashguard_blackbox::layout::{CensusEntry, MAX_CENSUS};
 use crashguard_budget::thread::{self, Census, ThreadBudget};
@@ -29,7 +30,39 @@ fn spawn_join(c: &mut Criterion) {
         b.iter(|| thread::spawn(|| black_box(1)).unwrap().join().unwrap())
     });
     thread::set_budget(None).unwrap();
+
+    // Two benchmarks run minutes apart on a shared machine see different loads, so this one
+    // alternates std and guarded spawns within each measurement and reports the guarded half;
+    // the ratio of the two halves, summed over every sample, is printed at the end.
+    let (mut std_total, mut guarded_total) = (Duration::ZERO, Duration::ZERO);
+    group.bench_function("guarded_alternating_with_std", |b| {
+        b.iter_custom(|iters| {
+            let mut guarded = Duration::ZERO;
+            for i in 0..iters {
+                let t = Instant::now();
+                if i % 2 == 0 {
+                    std::thread::spawn(|| black_box(1)).join().unwrap();
+                    std_total += t.elapsed();
+                    let t = Instant::now();
+                    thread::spawn(|| black_box(1)).unwrap().join().unwrap();
+                    guarded += t.elapsed();
+                } else {
+                    thread::spawn(|| black_box(1)).unwrap().join().unwrap();
+                    guarded += t.elapsed();
+                    let t = Instant::now();
+                    std::thread::spawn(|| black_box(1)).join().unwrap();
+                    std_total += t.elapsed();
+                }
+            }
+            guarded_total += guarded;
+            guarded
+        })
+    });
     group.finish();
+    println!(
+        "spawn_join alternating: guarded / std = {:.3}",
+        guarded_total.as_secs_f64() / std_total.as_secs_f64()
+    );
 }
 
 /// Parks `n` named std threads until the returned sender is dropped.

@@ -128,13 +128,6 @@ pub enum ThreadError {
         /// The path.
         path: PathBuf,
     },
-    /// A file did not hold what the kernel writes there.
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What was expected.
-        what: &'static str,
-    },
     /// The sampler thread could not be started.
     SamplerSpawn(io::Error),
 }
@@ -166,9 +159,6 @@ impl fmt::Display for ThreadError {
             ThreadError::Io { path, .. } => write!(f, "cannot read {}", path.display()),
             ThreadError::InvalidPath { path } => {
                 write!(f, "path {} contains a nul byte", path.display())
-            }
-            ThreadError::Parse { path, what } => {
-                write!(f, "{} does not hold {what}", path.display())
             }
             ThreadError::SamplerSpawn(_) => f.write_str("cannot start the thread sampler"),
         }
