@@ -255,6 +255,42 @@ mod tests {
     }
 
     #[test]
+    fn survives_a_storm_and_keeps_delivering() {
+        let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let signals = [Signal::SIGUSR1, Signal::SIGUSR2];
+        let (listener, rx) = TerminationListener::start(&signals).expect("start");
+        for i in 0..600 {
+            let s = signals[i % 2];
+            // SAFETY: sends a signal to this process, which has a handler for it.
+            assert_eq!(unsafe { libc::kill(libc::getpid(), s.number()) }, 0);
+        }
+        // Same-signal deliveries may merge, but at least one of each arrives and never more
+        // than were sent.
+        let mut seen = Vec::new();
+        while seen.len() < 2 || !(seen.contains(&signals[0]) && seen.contains(&signals[1])) {
+            let got = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("storm delivered");
+            seen.push(got.signal);
+        }
+        while let Ok(got) = rx.try_recv() {
+            seen.push(got.signal);
+        }
+        assert!(seen.len() <= 600, "{} messages for 600 signals", seen.len());
+        // Still alive and still listening after the storm.
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::kill(libc::getpid(), signals[0].number()) },
+            0
+        );
+        let got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("after storm");
+        assert!(signals.contains(&got.signal));
+        listener.stop();
+    }
+
+    #[test]
     fn delivers_sender_and_restores_on_stop() {
         let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let sig = Signal::SIGUSR2;
