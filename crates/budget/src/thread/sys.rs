@@ -139,7 +139,8 @@ mod imp {
             while at < filled {
                 let Some(reclen) = dents
                     .get(at + RECLEN_AT..at + RECLEN_AT + 2)
-                    .map(|b| usize::from(u16::from_ne_bytes([b[0], b[1]])))
+                    .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                    .map(|b| usize::from(u16::from_ne_bytes(b)))
                 else {
                     return Ok(seen);
                 };
