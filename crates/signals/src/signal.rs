@@ -179,7 +179,7 @@ mod tests {
         assert_eq!(Signal::SIGSEGV.number(), libc::SIGSEGV);
         assert_eq!(Signal::SIGABRT.name(), "SIGABRT");
         assert_eq!(Signal::SIGQUIT.to_string(), "SIGQUIT");
-        assert_eq!(Signal::try_from(libc::SIGRTMIN()).unwrap().name(), "SIG?");
+        assert_eq!(Signal::try_from(60).unwrap().name(), "SIG?");
         assert!(Signal::SIGTRAP.is_fatal());
         assert!(!Signal::SIGTERM.is_fatal());
     }
