@@ -117,14 +117,9 @@ fn on_thread_exhausted(err: &SpawnError) {
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     if let Some(h) = handle {
-        // The first line of the diagnosis names the limit; the report's census has the rest.
-        let first = err
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        h.request(ShutdownReason::ThreadBudget(first));
+        // The summary names the limit hit and the largest thread group; the report's census
+        // has the rest.
+        h.request(ShutdownReason::ThreadBudget(err.summary()));
     }
 }
 
