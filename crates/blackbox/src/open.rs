@@ -133,6 +133,9 @@ impl Slot {
         // Truncate to zero first so every byte of the new layout starts out zero.
         sys::set_len(&fd, 0).map_err(err)?;
         sys::set_len(&fd, len as u64).map_err(err)?;
+        // Reserve the blocks now: a write from a crash handler into a hole of a sparse file on
+        // a full disk would raise SIGBUS inside the handler.
+        sys::reserve(&fd, len as u64).map_err(err)?;
         let base = sys::map_shared(&fd, len).map_err(err)?;
         // SAFETY: `base` maps `len` bytes of the file, zero-filled by the truncation above.
         unsafe { initialise(base, &opts) };

@@ -159,3 +159,21 @@ pub(crate) fn set_len(fd: &OwnedFd, len: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Allocates the file's blocks up front. File systems that cannot (`EOPNOTSUPP`) are left
+/// sparse; running out of space is an error.
+#[cfg(target_os = "linux")]
+pub(crate) fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    // SAFETY: posix_fallocate on a descriptor we own; it returns an error number, not -1.
+    let rc = unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 | libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Other Unixes: the file stays as `ftruncate` left it.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn reserve(_fd: &OwnedFd, _len: u64) -> io::Result<()> {
+    Ok(())
+}

@@ -268,6 +268,49 @@ impl BlackBox {
             .map(|_| EndWriter { bb: self })
     }
 
+    /// The `end` section again for the thread that already holds the claim, whether or not it
+    /// committed: the crash handler uses it to record its own failure (a fault inside the
+    /// handler) over a half-written section.
+    ///
+    /// Async-signal-safe.
+    pub fn reclaim_end(&self) -> Option<EndWriter<'_>> {
+        let me = assafe::gettid().max(1);
+        (self.claimant() == me).then_some(EndWriter { bb: self })
+    }
+
+    /// Takes the `end` section from whoever holds it, unless it was already committed. Only for
+    /// a watchdog that has decided the claimant is stuck: the claimant may still be writing.
+    ///
+    /// Async-signal-safe.
+    pub fn take_over_end(&self) -> Option<EndWriter<'_>> {
+        if self.state() == STATE_ENDED {
+            return None;
+        }
+        // SAFETY: field projection of the live mapping.
+        let claim = self.atomic_u32(unsafe { &raw mut (*self.base).claim });
+        claim.store(assafe::gettid().max(1), Ordering::Release);
+        Some(EndWriter { bb: self })
+    }
+
+    /// Corrects the exit status of a committed `end` section, for the claimant only. The fatal
+    /// handler uses it when the handler it chained to ended the process by another signal
+    /// (std's stack-overflow handler aborts: the status is 134, not 139). The checksum is
+    /// rewritten right after the field; the window in which they disagree is two stores.
+    ///
+    /// Async-signal-safe.
+    pub fn amend_exit_code(&self, exit_code: u32) -> bool {
+        if self.state() != STATE_ENDED || self.claimant() != assafe::gettid().max(1) {
+            return false;
+        }
+        let mut w = EndWriter { bb: self };
+        let end = w.end();
+        end.exit_code = exit_code;
+        end.checksum = 0;
+        let sum = end_checksum(end);
+        w.end().checksum = sum;
+        true
+    }
+
     /// Thread id of the party that claimed the `end` section, or 0.
     ///
     /// Async-signal-safe.
@@ -337,15 +380,22 @@ impl EndWriter<'_> {
             assafe::current_thread_name(&mut end.thread_name);
         }
         end.checksum = 0;
-        let ptr: *const End = end;
-        // SAFETY: `End` lives in the file mapping, whose bytes (padding included) are all
-        // initialised: the file was zero-filled when it was sized.
-        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), size_of::<End>()) };
-        let sum = crc::crc32(bytes);
+        let sum = end_checksum(end);
         self.end().checksum = sum;
         let b = self.bb.base;
         // SAFETY: field projection of the live mapping.
         let state = self.bb.atomic_u32(unsafe { &raw mut (*b).state });
         state.store(STATE_ENDED, Ordering::Release);
     }
+}
+
+/// CRC-32 of an `end` section whose checksum field is zero.
+///
+/// Async-signal-safe.
+fn end_checksum(end: &End) -> u32 {
+    let ptr: *const End = end;
+    // SAFETY: `End` lives in the file mapping, whose bytes (there is no padding) are all
+    // initialised: the file was zero-filled when it was sized.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), size_of::<End>()) };
+    crc::crc32(bytes)
 }

@@ -26,6 +26,8 @@ const PHASE_RECORDING: u32 = 1;
 /// Chaining or re-raising: a signal now comes from the previous handler (std's stack-overflow
 /// handler calls `abort()`) or from our own re-raise, and must take its default action.
 const PHASE_TERMINATING: u32 = 2;
+/// Recording the handler's own failure after a fault inside it: a fault now exits at once.
+const PHASE_FAILING: u32 = 3;
 
 /// Previous handlers, by position in [`crate::Signal::FATAL`]: address and `sa_flags`.
 pub(crate) static PREV_HANDLER: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
@@ -394,10 +396,22 @@ unsafe fn chain(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
 ///
 /// Async-signal-safe.
 fn reentered(signo: c_int, code: i32, tid: u32) {
-    if PHASE.load(Ordering::Acquire) == PHASE_TERMINATING {
-        // The record is committed; this comes from the handler we chained to (std's
-        // stack-overflow handler aborts) or from our own re-raise: take the default action.
-        return die_by_default(signo, code, tid);
+    match PHASE.load(Ordering::Acquire) {
+        PHASE_TERMINATING => {
+            // The record is committed; this comes from the handler we chained to (std's
+            // stack-overflow handler aborts) or from our own re-raise. The process dies of this
+            // signal, so that is the status the record must give.
+            if let Some(bb) = crashguard_blackbox::active() {
+                bb.amend_exit_code(128 + signo as u32);
+            }
+            return die_by_default(signo, code, tid);
+        }
+        PHASE_RECORDING => {
+            PHASE.store(PHASE_FAILING, Ordering::Release);
+            record_handler_failure(signo);
+        }
+        // A fault while recording the failure itself: nothing more can be written safely.
+        _ => {}
     }
     sys::write_all(
         2,
@@ -432,4 +446,29 @@ fn die_by_default(signo: c_int, code: i32, tid: u32) {
     if !refaults && !sys::kill_thread(tid, signo) {
         sys::exit_now(128 + signo);
     }
+}
+
+/// Commits a `handler_failure` record over whatever the faulting handler had written, so the
+/// next run reports the failure instead of "killed without warning".
+///
+/// Async-signal-safe.
+fn record_handler_failure(signo: c_int) {
+    let Some(bb) = crashguard_blackbox::active() else {
+        return;
+    };
+    let Some(mut writer) = bb.reclaim_end() else {
+        return;
+    };
+    let mut line = LineBuf::<{ layout::DETAIL_LEN }>::new();
+    line.push(b"fault inside the crash handler: ");
+    match crashguard_blackbox::signal_name(signo as u32) {
+        Some(name) => line.push(name.as_bytes()),
+        None => line.push(b"signal ").dec(signo as u64),
+    };
+    let end = writer.end();
+    end.detail_len = crashguard_blackbox::assafe::copy_bytes(&mut end.detail, line.as_bytes());
+    writer.commit(
+        layout::OUTCOME_HANDLER_FAILURE,
+        u32::from(ExitCode::HandlerFailure.code()),
+    );
 }
