@@ -332,7 +332,11 @@ impl std::fmt::Display for Report {
             Outcome::HandlerFailure => f.write_str("crashed inside its crash handler")?,
         }
         if let Some(t) = &self.thread {
-            write!(f, " on thread '{}' ({})", t.name, t.tid)?;
+            if t.name.is_empty() {
+                write!(f, " on thread {}", t.tid)?;
+            } else {
+                write!(f, " on thread '{}' ({})", t.name, t.tid)?;
+            }
         }
         if let Some(p) = &self.panic {
             write!(f, ": '{}' at {}", p.message, p.location)?;

@@ -33,7 +33,7 @@ fn a_grown_oom_kill_counter_is_the_strongest_evidence() {
     );
     assert_eq!(
         v.describe(),
-        "likely oom-killed: the cgroup's oom_kill counter grew from 2 to 3"
+        "likely OOM-killed: the cgroup's oom_kill counter grew from 2 to 3"
     );
 }
 
@@ -89,7 +89,7 @@ fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
     );
     assert_eq!(
         Verdict::KilledBySigkillOrPowerLoss.describe(),
-        "killed by sigkill or power loss"
+        "killed by SIGKILL or power loss"
     );
 }
 

@@ -149,7 +149,7 @@ pub(crate) fn refine_verdict(report: &mut Report) {
         .and_then(|s| s.cgroup.and_then(|c| c.oom_kill));
     let mut verdict = memory::oom_verdict(&last, current).describe();
     if let Some(line) = memory::scan_kmsg(report.pid) {
-        verdict = format!("oom-killed: the kernel log says \"{}\"", line.trim());
+        verdict = format!("OOM-killed: the kernel log says \"{}\"", line.trim());
     }
     report.verdict = Some(verdict);
 }

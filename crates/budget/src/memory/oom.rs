@@ -114,23 +114,23 @@ impl Verdict {
             Verdict::LikelyOomKilled { evidence } => match evidence {
                 OomEvidence::CounterGrew { before, after } => {
                     format!(
-                        "likely oom-killed: the cgroup's oom_kill counter grew from {before} to {after}"
+                        "likely OOM-killed: the cgroup's oom_kill counter grew from {before} to {after}"
                     )
                 }
                 OomEvidence::NearCgroupLimit {
                     used_bytes,
                     limit_bytes,
                 } => format!(
-                    "likely oom-killed: cgroup usage was {used_bytes} bytes of a {limit_bytes}-byte limit"
+                    "likely OOM-killed: cgroup usage was {used_bytes} bytes of a {limit_bytes}-byte limit"
                 ),
                 OomEvidence::NearBudget {
                     used_bytes,
                     budget_bytes,
                 } => format!(
-                    "likely oom-killed: memory use was {used_bytes} bytes of a {budget_bytes}-byte budget"
+                    "likely OOM-killed: memory use was {used_bytes} bytes of a {budget_bytes}-byte budget"
                 ),
             },
-            Verdict::KilledBySigkillOrPowerLoss => "killed by sigkill or power loss".to_owned(),
+            Verdict::KilledBySigkillOrPowerLoss => "killed by SIGKILL or power loss".to_owned(),
         }
     }
 }
