@@ -141,6 +141,42 @@ fn breakpoint_dies_of_sigtrap() {
 }
 
 #[test]
+fn two_threads_faulting_at_once_leave_one_complete_record() {
+    let crash = crash_and_restart(CHILD, "segv-two-threads", &[]);
+    crash.crashed.assert_killed_by(libc::SIGSEGV);
+    let name = crash
+        .report
+        .thread
+        .as_ref()
+        .map(|t| t.name.clone())
+        .unwrap_or_default();
+    assert!(
+        name == "racer-1" || name == "racer-2",
+        "the record names one of the racers: {name:?}\n{}",
+        crash.report.to_json_pretty()
+    );
+    // The first crash wins; the second thread waits and does not write a second summary.
+    let summaries = crash
+        .crashed
+        .stderr
+        .matches("crashguard: fatal signal")
+        .count();
+    assert_eq!(summaries, 1, "{}", crash.crashed);
+    assert!(
+        crash
+            .crashed
+            .stderr
+            .contains(&format!("in thread '{name}'")),
+        "{}",
+        crash.crashed
+    );
+    crash.assert_fatal(Expected {
+        thread: &name,
+        ..on_main(libc::SIGSEGV, "SIGSEGV", "SEGV_MAPERR", "crash_null_write")
+    });
+}
+
+#[test]
 fn exit_policy_exits_with_128_plus_the_signal() {
     let crash = crash_and_restart(CHILD, "segv", &["--exit-policy"]);
     crash.crashed.assert_exit_code(128 + libc::SIGSEGV);

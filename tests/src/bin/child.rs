@@ -17,7 +17,7 @@
 //! - `RESULT <text>`: the outcome of a scenario that checks something instead of crashing.
 //!
 //! Scenarios: `none` (exit cleanly), `segv`, `abort`, `ill`, `fpe`, `bus`, `trap`,
-//! `overflow-main`, `overflow-std-thread`, `overflow-guarded-thread`, `overflow-pthread`
+//! `segv-two-threads` (two threads fault at once), `overflow-main`, `overflow-std-thread`, `overflow-guarded-thread`, `overflow-pthread`
 //! (a raw `pthread_create` thread that calls `prepare_current`), `overflow-pthread-unprepared`
 //! (one that does not), `wait` (print `READY`, read a scenario from stdin and run it),
 //! `install-twice`, `zero-grace`.
@@ -85,6 +85,7 @@ fn main() -> ExitCode {
         "overflow-main" => {
             black_box(crash_stack_overflow(0));
         }
+        "segv-two-threads" => crash_on_two_threads_at_once(),
         "overflow-std-thread" => overflow_on_std_thread(),
         "overflow-guarded-thread" => overflow_on_guarded_thread(),
         "overflow-pthread" => overflow_on_raw_pthread(true),
@@ -281,6 +282,26 @@ fn crash_stack_overflow(depth: u64) -> u64 {
         return 0;
     }
     crash_stack_overflow(depth + 1).wrapping_add(u64::from(frame[0]))
+}
+
+/// Two threads fault at the same moment; the first crash must win the black box.
+fn crash_on_two_threads_at_once() {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let racers: Vec<_> = (1..=2)
+        .map(|n| {
+            let start = std::sync::Arc::clone(&start);
+            std::thread::Builder::new()
+                .name(format!("racer-{n}"))
+                .spawn(move || {
+                    start.wait();
+                    crash_null_write();
+                })
+                .expect("spawn a racer")
+        })
+        .collect();
+    for r in racers {
+        let _ = r.join();
+    }
 }
 
 fn overflow_on_std_thread() {
