@@ -270,6 +270,23 @@ fn a_sigterm_sent_before_install_is_not_lost() {
 }
 
 #[test]
+fn a_signal_reaches_the_shutdown_while_threads_poll_with_wait_timeout() {
+    let dir = report_dir("poll");
+    let d = dir.to_str().expect("utf-8");
+    let mut c = Child::spawn(CHILD, &[d, "poll"]);
+    for _ in 0..3 {
+        c.expect_line("POLLING ");
+    }
+    c.signal(libc::SIGTERM);
+    let ended = c.wait();
+    assert_eq!(ended.code(), Some(0), "{ended:#?}");
+    assert_eq!(ended.lines_starting("HOOK "), ["HOOK only"]);
+    let report = previous_report(&dir);
+    assert_eq!(report["outcome"], "clean_exit", "{report:#}");
+    assert_eq!(report["shutdown"]["signal"]["sender_pid"], me());
+}
+
+#[test]
 fn the_signal_convention_exits_128_plus_the_signal() {
     let dir = report_dir("convention");
     let d = dir.to_str().expect("utf-8");

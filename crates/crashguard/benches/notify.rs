@@ -1,1 +1,255 @@
-fn main() {}
+//! kill() -> application notified, through the whole facade: the time from a `kill(pid,
+//! SIGTERM)` in this process until a thread of the target process returns from
+//! `ShutdownSignal::wait()`, side by side with signal-hook's iterator (forwarding into a
+//! crossbeam channel, the usual way to use it from an application; also read directly on the
+//! waiting thread) and the `ctrlc` crate, measured the same way in the same run.
+//!
+//! A crashguard shutdown happens once per process (it ends the process), so every sample is a
+//! fresh child process: this bench re-executes itself as the child, which sets up one
+//! mechanism, says `READY`, and prints the CLOCK_MONOTONIC time at which its waiting thread was
+//! notified; this process reads the same clock just before `kill`. The mechanisms alternate
+//! round by round so that drifting load on a shared machine hits them alike, and the ratios
+//! compare medians of the same rounds (DESIGN.md: kernel delivery to a sleeping process costs
+//! ~200 µs here, so each sample includes waking an idle process, as a real `docker stop` does).
+//!
+//! Run with `cargo bench -p crashguard --bench notify` (`CG_NOTIFY_ROUNDS=N` to change the 200
+//! rounds). It prints medians, p90s and the ratio to the fastest peer.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The environment variable that turns this binary into a child.
+const CHILD_ENV: &str = "CG_NOTIFY_CHILD";
+
+#[derive(Clone, Copy, Debug)]
+enum Mechanism {
+    /// crashguard installed; the main thread waits in `ShutdownSignal::wait()`.
+    Crashguard,
+    /// `signal_hook::iterator::Signals` read on its own thread, forwarded into a channel.
+    SignalHookForwarded,
+    /// `signal_hook::iterator::Signals` read on the waiting thread itself (one thread, nothing
+    /// else to do: the lower bound of any design that leaves the handler).
+    SignalHookDirect,
+    /// `ctrlc::set_handler` sending into a channel (ctrlc handles SIGINT).
+    Ctrlc,
+}
+
+const ALL: [Mechanism; 4] = [
+    Mechanism::Crashguard,
+    Mechanism::SignalHookForwarded,
+    Mechanism::SignalHookDirect,
+    Mechanism::Ctrlc,
+];
+
+impl Mechanism {
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::Crashguard => "crashguard_shutdown_signal",
+            Mechanism::SignalHookForwarded => "signal_hook_iterator",
+            Mechanism::SignalHookDirect => "signal_hook_iterator_direct",
+            Mechanism::Ctrlc => "ctrlc",
+        }
+    }
+
+    fn signal(self) -> i32 {
+        match self {
+            Mechanism::Ctrlc => libc::SIGINT,
+            _ => libc::SIGTERM,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Mechanism> {
+        ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The child: set up `m`, say READY, wait, print the time of notification.
+fn child(m: Mechanism) {
+    let ready = || {
+        println!("READY");
+        let _ = std::io::stdout().flush();
+    };
+    let notified = |at: u64| {
+        println!("T {at}");
+        let _ = std::io::stdout().flush();
+    };
+    match m {
+        Mechanism::Crashguard => {
+            let dir = std::env::temp_dir().join(format!("cg-notify-bench-{}", std::process::id()));
+            let guard = crashguard::Config::new("notify-bench")
+                .report_dir(&dir)
+                .symbolize_previous_run(false)
+                .install()
+                .expect("install");
+            // The shutdown would end the process at once; hold it until the time is printed.
+            let (printed_tx, printed_rx) = crossbeam_channel::bounded::<()>(1);
+            guard.on_shutdown("wait for the report", move || {
+                let _ = printed_rx.recv_timeout(Duration::from_secs(10));
+            });
+            let shutdown = guard.shutdown_signal();
+            ready();
+            shutdown.wait();
+            let at = monotonic_ns();
+            notified(at);
+            let _ = std::fs::remove_dir_all(&dir);
+            let _ = printed_tx.send(());
+            guard.exit(crashguard::ExitCode::Ok)
+        }
+        Mechanism::SignalHookForwarded => {
+            let mut signals =
+                signal_hook::iterator::Signals::new([libc::SIGTERM]).expect("signal-hook");
+            let (tx, rx) = crossbeam_channel::unbounded();
+            std::thread::spawn(move || {
+                for s in signals.forever() {
+                    if tx.send(s).is_err() {
+                        return;
+                    }
+                }
+            });
+            ready();
+            rx.recv().expect("notified");
+            notified(monotonic_ns());
+        }
+        Mechanism::SignalHookDirect => {
+            let mut signals =
+                signal_hook::iterator::Signals::new([libc::SIGTERM]).expect("signal-hook");
+            ready();
+            signals.forever().next();
+            notified(monotonic_ns());
+        }
+        Mechanism::Ctrlc => {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            ctrlc::set_handler(move || {
+                let _ = tx.send(());
+            })
+            .expect("ctrlc");
+            ready();
+            rx.recv().expect("notified");
+            notified(monotonic_ns());
+        }
+    }
+}
+
+/// Waits (at most a second) until every thread of `pid` sleeps, so that each sample measures
+/// waking an idle process — what a `docker stop` meets — rather than catching a thread that
+/// happens to be still on a CPU after saying READY.
+fn wait_until_idle(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let task_dir = format!("/proc/{pid}/task");
+    while std::time::Instant::now() < deadline {
+        let Ok(tasks) = std::fs::read_dir(&task_dir) else {
+            return;
+        };
+        let all_asleep = tasks.filter_map(Result::ok).all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with('S'))
+                })
+                .unwrap_or(true)
+        });
+        if all_asleep {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// One sample: spawn a child for `m`, signal it once READY, return kill -> notified in ns.
+fn sample(m: Mechanism) -> u64 {
+    let exe = std::env::current_exe().expect("own path");
+    let mut c = Command::new(exe)
+        .env(CHILD_ENV, m.name())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the child");
+    let mut lines = BufReader::new(c.stdout.take().expect("piped")).lines();
+    let ready = lines.next().and_then(Result::ok);
+    assert_eq!(ready.as_deref(), Some("READY"), "{} child", m.name());
+    wait_until_idle(c.id());
+    let sent = monotonic_ns();
+    // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
+    unsafe { libc::kill(c.id() as i32, m.signal()) };
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    let at: u64 = line
+        .strip_prefix("T ")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{} child said {line:?}", m.name()));
+    let status = c.wait().expect("wait");
+    assert!(status.success(), "{} child ended with {status}", m.name());
+    at.saturating_sub(sent)
+}
+
+fn main() {
+    if let Some(m) = std::env::var(CHILD_ENV)
+        .ok()
+        .and_then(|n| Mechanism::from_name(&n))
+    {
+        child(m);
+        return;
+    }
+    // `cargo test --benches` runs benches with `--test`: one round proves the bench works.
+    let smoke = std::env::args().any(|a| a == "--test");
+    let rounds: usize = if smoke {
+        1
+    } else {
+        std::env::var("CG_NOTIFY_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(200)
+    };
+    // One unmeasured round first: page cache, dynamic loader, first-fork costs.
+    for m in ALL {
+        sample(m);
+    }
+    let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(rounds); ALL.len()];
+    for _ in 0..rounds {
+        for (i, m) in ALL.into_iter().enumerate() {
+            samples[i].push(sample(m));
+        }
+    }
+    println!("kill -> notified, one fresh process per sample, {rounds} interleaved rounds (µs):");
+    println!("  {:<30} {:>9} {:>9}", "mechanism", "median", "p90");
+    let mut medians = Vec::new();
+    for (i, v) in samples.iter_mut().enumerate() {
+        v.sort_unstable();
+        let median = v[v.len() / 2];
+        let p90 = v[(v.len() * 9 / 10).min(v.len() - 1)];
+        medians.push(median);
+        println!(
+            "  {:<30} {:>9.1} {:>9.1}",
+            ALL[i].name(),
+            median as f64 / 1e3,
+            p90 as f64 / 1e3
+        );
+    }
+    let ours = medians[0] as f64;
+    let peers = &medians[1..];
+    let fastest_peer = peers.iter().copied().min().unwrap_or(1).max(1) as f64;
+    let fastest_app_peer = [medians[1], medians[3]]
+        .into_iter()
+        .min()
+        .unwrap_or(1)
+        .max(1) as f64;
+    println!(
+        "  ratio crashguard / fastest peer:                        {:.2}",
+        ours / fastest_peer
+    );
+    println!(
+        "  ratio crashguard / fastest channel peer (iterator, ctrlc): {:.2}",
+        ours / fastest_app_peer
+    );
+}

@@ -123,7 +123,9 @@ fn main() -> ExitCode {
             say!("READY");
             park_forever()
         }
-        // A slow hook, for a second signal (83) or a storm.
+        // A slow hook, for a second signal (83) or a storm. In `storm`, the main thread waits
+        // in `ShutdownSignal::wait`, so it reads signals itself while it waits; in `slow` it
+        // does not, and the coordinator reads them all.
         "slow" | "storm" => {
             let guard = install(base(&dir));
             print_previous(&guard);
@@ -135,6 +137,34 @@ fn main() -> ExitCode {
             });
             printing_hook(&guard, "last");
             say!("READY");
+            if scenario == "storm" {
+                guard.shutdown_signal().wait();
+            }
+            park_forever()
+        }
+        // Workers poll with `wait_timeout`, entering and leaving the wait all the time; the
+        // signal must reach the coordinator whatever phase they are in.
+        "poll" => {
+            let guard = install(base(&dir));
+            print_previous(&guard);
+            printing_hook(&guard, "only");
+            for id in 0..3 {
+                let shutdown = guard.shutdown_signal();
+                let spawned = crashguard::thread::Builder::new()
+                    .name(format!("poller-{id}"))
+                    .spawn(move || {
+                        let mut rounds = 0u64;
+                        while shutdown.wait_timeout(Duration::from_millis(2)).is_none() {
+                            rounds += 1;
+                            if rounds == 3 {
+                                say!("POLLING {id}");
+                            }
+                        }
+                    });
+                if spawned.is_err() {
+                    return ExitCode::from(65);
+                }
+            }
             park_forever()
         }
         // The shell convention: a completed shutdown after SIGTERM exits 143.
@@ -180,7 +210,12 @@ fn main() -> ExitCode {
         "panic-worker" => {
             let guard = install(base(&dir));
             print_previous(&guard);
-            printing_hook(&guard, "cleanup");
+            let (observed_tx, observed_rx) = mpsc::channel::<()>();
+            guard.on_shutdown("cleanup", move || {
+                // Runs once main has printed what it saw, so the process cannot end first.
+                let _ = observed_rx.recv_timeout(Duration::from_secs(30));
+                say!("HOOK cleanup");
+            });
             let worker = crashguard::thread::Builder::new()
                 .name("worker".into())
                 .spawn(|| {
@@ -191,6 +226,7 @@ fn main() -> ExitCode {
             }
             let request = guard.shutdown_signal().wait();
             say!("OBSERVED {}", request.reason);
+            let _ = observed_tx.send(());
             park_forever()
         }
         // PanicPolicy::Unwind: the panic is recorded, the process goes on and exits 0.

@@ -53,6 +53,12 @@ pub use wait_async::WaitAsync;
 enum Command {
     /// Start a graceful shutdown (ignored if one is under way).
     Request(ShutdownReason),
+    /// A termination signal an application thread read after the request was already
+    /// published: during a shutdown, it may force the exit.
+    Signal(TermSignal),
+    /// The number of application threads that receive signals directly changed to or from
+    /// zero: listen to the signal channel again, or stop listening.
+    Rearm,
     /// Run the hooks and exit with this code.
     Exit(ExitCode),
     /// Run the hooks, record the end with this code, and reply instead of exiting.
@@ -102,6 +108,10 @@ impl Coordinator {
             TerminationListener::start(&config.termination_signals).map_err(Error::Signals)?;
         let (tx, cmd_rx) = crossbeam_channel::unbounded();
         let broadcast = Arc::new(Broadcast::default());
+        let _ = broadcast.direct.set(signal::Direct {
+            term: term_rx.clone(),
+            commands: tx.clone(),
+        });
         let hooks = Arc::new(hooks::Registry::default());
         let run = run::Run {
             bb,

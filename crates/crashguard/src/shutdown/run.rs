@@ -96,32 +96,53 @@ impl Run {
     pub(super) fn main(self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
         // A panic on this thread is a crashguard bug; it must not start another shutdown.
         crate::panic::mark_hook_thread();
-        let (reason, then) = select! {
-            recv(term_rx) -> t => match t {
-                Ok(t) => (ShutdownReason::from(t), Then::ByReason),
-                Err(_) => return,
-            },
-            recv(cmd_rx) -> c => match c {
-                Ok(Command::Request(r)) => (r, Then::ByReason),
-                Ok(Command::Exit(code)) => {
-                    (ShutdownReason::App(format!("exit with {code}")), Then::Exit(code))
-                }
-                Ok(Command::Finish(code, reply)) => (
-                    ShutdownReason::App(format!("shutdown with {code}")),
-                    Then::Return(code, reply),
-                ),
-                // `select!` picks at random among ready channels: a signal that was queued
-                // when the guard started dropping still gets its shutdown.
-                Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
-                    Ok(t) => (ShutdownReason::from(t), Then::ByReason),
+        let never = crossbeam_channel::never();
+        let (reason, then) = loop {
+            // While application threads wait, they receive the signals (see `signal::Direct`).
+            let term = if self.broadcast.has_direct_waiters() {
+                &never
+            } else {
+                &term_rx
+            };
+            select! {
+                recv(term) -> t => match t {
+                    Ok(t) => break (ShutdownReason::from(t), Then::ByReason),
                     Err(_) => return,
                 },
-            },
+                recv(cmd_rx) -> c => match c {
+                    Ok(Command::Rearm) => continue,
+                    Ok(Command::Request(r)) => break (r, Then::ByReason),
+                    Ok(Command::Signal(t)) => break (ShutdownReason::from(t), Then::ByReason),
+                    Ok(Command::Exit(code)) => {
+                        break (ShutdownReason::App(format!("exit with {code}")), Then::Exit(code))
+                    }
+                    Ok(Command::Finish(code, reply)) => break (
+                        ShutdownReason::App(format!("shutdown with {code}")),
+                        Then::Return(code, reply),
+                    ),
+                    // `select!` picks at random among ready channels: a signal that was queued
+                    // when the guard started dropping still gets its shutdown.
+                    Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
+                        Ok(t) => break (ShutdownReason::from(t), Then::ByReason),
+                        Err(_) => return,
+                    },
+                },
+            }
         };
+        // The first published request is the shutdown's reason, whoever published it (an
+        // application thread may have read a signal first), and the application hears of it
+        // before anything else happens here.
+        self.broadcast.publish(ShutdownRequest {
+            reason: reason.clone(),
+            requested_at: SystemTime::now(),
+        });
+        let reason = self.broadcast.get().map_or(reason, |r| r.reason.clone());
         // Signals queued before the shutdown began are part of the request that began it; only
-        // those that arrive from now on count as a second signal.
+        // those that arrive from now on count as a second signal. Commands queued by now are
+        // moot: the shutdown under way ends the process.
         while term_rx.try_recv().is_ok() {}
-        let (ending, detail) = self.shutdown(&reason, &then, term_rx);
+        while cmd_rx.try_recv().is_ok() {}
+        let (ending, detail) = self.shutdown(&reason, &then, term_rx, cmd_rx);
         self.finish(ending.outcome, ending.code, detail.as_deref());
         match then {
             Then::Return(_, reply) => {
@@ -139,6 +160,7 @@ impl Run {
         reason: &ShutdownReason,
         then: &Then,
         term_rx: Receiver<TermSignal>,
+        cmd_rx: Receiver<Command>,
     ) -> (Ending, Option<String>) {
         let grace = match reason {
             ShutdownReason::Panic(_) => self.settings.panic_grace,
@@ -147,12 +169,9 @@ impl Run {
         let deadline = Instant::now() + grace;
         self.record_request(reason, grace);
         self.bb.breadcrumb(&format!("shutdown requested: {reason}"));
-        self.broadcast.publish(ShutdownRequest {
-            reason: reason.clone(),
-            requested_at: SystemTime::now(),
-        });
 
         let mut term = term_rx;
+        let mut commands = cmd_rx;
         let mut hook_exit = None;
         let mut index = 0usize;
         loop {
@@ -209,6 +228,17 @@ impl Run {
                             // The listener is gone only after this thread was told to stop; never
                             // select on a closed channel again.
                             Err(_) => term = crossbeam_channel::never(),
+                        },
+                        recv(commands) -> c => match c {
+                            Ok(Command::Signal(t)) if forces(t.signal) => {
+                                self.hook_status(i, HOOK_RUNNING, now.elapsed());
+                                self.skip(i + 1..total);
+                                self.forced(t, &name);
+                            }
+                            // Other requests are moot while this shutdown runs: whoever sent
+                            // them waits for the process to end.
+                            Ok(_) => {}
+                            Err(_) => commands = crossbeam_channel::never(),
                         },
                         recv(crossbeam_channel::at(limit)) -> _ => break HOOK_TIMED_OUT,
                     }

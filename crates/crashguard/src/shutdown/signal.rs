@@ -1,11 +1,14 @@
 //! The application's view of a shutdown: [`ShutdownRequest`], [`ShutdownReason`] and the
 //! clonable [`ShutdownSignal`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crashguard_signals::{Signal, TermSignal};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::Command;
 
 use super::wait_async::{WaitAsync, Wakers};
 
@@ -76,12 +79,57 @@ pub struct ShutdownRequest {
     pub requested_at: SystemTime,
 }
 
+/// The listener's channel and the coordinator's command channel, for threads blocked in
+/// [`ShutdownSignal::wait`].
+///
+/// While an application thread waits, *it* receives from the listener's channel and the
+/// coordinator stands aside (it waits on its commands only). The thread that reads a signal
+/// publishes the request and hands the signal on to the coordinator, which runs the shutdown
+/// as usual. That spares the waiting application one thread wake-up between `kill` and being
+/// told (signal thread -> application, instead of signal thread -> coordinator ->
+/// application). Only crashguard's own code runs on that path, and hooks still run only where
+/// the coordinator starts them. When the last waiter leaves, the coordinator listens again;
+/// a signal is never lost in between, because it waits in the channel for whoever listens
+/// next.
+#[derive(Debug)]
+pub(super) struct Direct {
+    pub(super) term: Receiver<TermSignal>,
+    pub(super) commands: Sender<Command>,
+}
+
 /// Shared between the coordinator and every signal handle.
 #[derive(Debug, Default)]
 pub(crate) struct Broadcast {
     request: OnceLock<ShutdownRequest>,
     subscribers: Mutex<Vec<Sender<ShutdownRequest>>>,
     pub(super) wakers: Mutex<Wakers>,
+    pub(super) direct: OnceLock<Direct>,
+    /// Threads inside `wait`/`wait_timeout` that receive signals directly.
+    direct_waiters: AtomicUsize,
+}
+
+/// A thread's registration as a direct waiter; leaving (on any return) re-arms the coordinator
+/// when it was the last.
+struct DirectWaiter<'a> {
+    broadcast: &'a Broadcast,
+    direct: &'a Direct,
+}
+
+impl<'a> DirectWaiter<'a> {
+    fn enter(broadcast: &'a Broadcast, direct: &'a Direct) -> Self {
+        if broadcast.direct_waiters.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = direct.commands.send(Command::Rearm);
+        }
+        DirectWaiter { broadcast, direct }
+    }
+}
+
+impl Drop for DirectWaiter<'_> {
+    fn drop(&mut self) {
+        if self.broadcast.direct_waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ = self.direct.commands.send(Command::Rearm);
+        }
+    }
 }
 
 impl Broadcast {
@@ -105,6 +153,27 @@ impl Broadcast {
 
     pub(crate) fn get(&self) -> Option<&ShutdownRequest> {
         self.request.get()
+    }
+
+    /// Whether application threads are receiving signals directly (see [`Direct`]).
+    pub(super) fn has_direct_waiters(&self) -> bool {
+        self.direct_waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// A waiting thread read `t` from the listener's channel: publish it if it is the first
+    /// request, and hand it to the coordinator either way — as the request that starts the
+    /// shutdown, or as a later signal that may force the exit.
+    fn signal_seen(&self, direct: &Direct, t: TermSignal) {
+        let reason = ShutdownReason::from(t);
+        let first = self.publish(ShutdownRequest {
+            reason: reason.clone(),
+            requested_at: SystemTime::now(),
+        });
+        let _ = direct.commands.send(if first {
+            Command::Request(reason)
+        } else {
+            Command::Signal(t)
+        });
     }
 
     fn subscribe(self: &Arc<Self>) -> Receiver<ShutdownRequest> {
@@ -147,25 +216,53 @@ impl ShutdownSignal {
 
     /// Blocks until shutdown is requested.
     pub fn wait(&self) -> ShutdownRequest {
-        if let Some(r) = self.broadcast.get() {
-            return r.clone();
-        }
-        match self.rx.recv() {
-            Ok(r) => r,
-            // The coordinator keeps every sender until the process ends; if they are gone the
-            // guard was dropped, and no request can come.
-            Err(_) => loop {
-                std::thread::park();
-            },
+        loop {
+            if let Some(r) = self.wait_until(None) {
+                return r;
+            }
         }
     }
 
     /// Blocks until shutdown is requested or `timeout` passes.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<ShutdownRequest> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Option<ShutdownRequest> {
         if let Some(r) = self.broadcast.get() {
             return Some(r.clone());
         }
-        self.rx.recv_timeout(timeout).ok()
+        let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        let Some(direct) = self.broadcast.direct.get() else {
+            return select! {
+                recv(self.rx) -> r => r.ok(),
+                recv(timeout) -> _ => self.broadcast.get().cloned(),
+            };
+        };
+        let _waiter = DirectWaiter::enter(&self.broadcast, direct);
+        let never = crossbeam_channel::never();
+        let mut term = &direct.term;
+        loop {
+            if let Some(r) = self.broadcast.get() {
+                return Some(r.clone());
+            }
+            select! {
+                recv(self.rx) -> r => match r {
+                    Ok(r) => return Some(r),
+                    // This handle's broadcast keeps every sender alive, so the channel cannot
+                    // close; if it ever did, no request could come.
+                    Err(_) => loop {
+                        std::thread::park();
+                    },
+                },
+                recv(term) -> t => match t {
+                    Ok(t) => self.broadcast.signal_seen(direct, t),
+                    // The listener stopped (the guard was dropped): no signal comes any more.
+                    Err(_) => term = &never,
+                },
+                recv(timeout) -> _ => return self.broadcast.get().cloned(),
+            }
+        }
     }
 
     /// A channel that receives the request once, for `crossbeam_channel::select!`.
