@@ -126,3 +126,22 @@ fn guard_exit_inside_a_hook_ends_that_hook_and_the_rest_still_run() {
         ]
     );
 }
+
+#[test]
+fn a_hook_that_panics_is_recorded_and_the_rest_still_run() {
+    let (dir, ended) = run("hook-panics", "hook-panics");
+    assert_eq!(ended.code(), Some(0), "{ended:#?}");
+    assert_eq!(ended.lines_starting("HOOK "), ["HOOK good"]);
+    assert!(ended.stderr.contains("hook failed"), "{}", ended.stderr);
+    let report = previous_report(&dir);
+    assert_eq!(report["outcome"], "clean_exit", "{report:#}");
+    assert_eq!(
+        hooks(&report),
+        [
+            ("bad".to_owned(), "panicked".to_owned()),
+            ("good".to_owned(), "ok".to_owned())
+        ]
+    );
+    assert_eq!(report["panic"]["message"], "hook failed");
+    assert_eq!(report["panic"]["thread"]["name"], "cg-hook-bad");
+}

@@ -254,6 +254,15 @@ fn main() -> ExitCode {
             printing_hook(&guard, "two");
             guard.exit(crashguard::ExitCode::Ok)
         }
+        // A hook that panics is recorded by name; the next one still runs, the exit code is
+        // the request's.
+        "hook-panics" => {
+            let guard = install(base(&dir));
+            print_previous(&guard);
+            guard.on_shutdown("bad", || panic!("hook failed"));
+            printing_hook(&guard, "good");
+            guard.exit(crashguard::ExitCode::Ok)
+        }
         // guard.shutdown() runs the hooks and returns, so main's destructors still run.
         "shutdown-code" => {
             struct Local;
