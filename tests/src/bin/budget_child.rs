@@ -168,6 +168,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         ("threads-rlimit-as", _) => {
+            // crashguard's own threads map their malloc arenas when they first allocate; the
+            // memory sampler's first heartbeat comes after that, so the address space measured
+            // from then on is this thread's to use.
+            if wait_for_heartbeat(guard.blackbox_path(), |_| true).is_none() {
+                return ExitCode::from(1);
+            }
             // Room for a few 2 MiB stacks and their guard pages, not for dozens.
             set_rlimit(libc::RLIMIT_AS, vm_size() + 12 * MIB);
             let _ = leak_threads();
