@@ -201,8 +201,9 @@ fn main() {
         child(m);
         return;
     }
-    // `cargo test --benches` runs benches with `--test`: one round proves the bench works.
-    let smoke = std::env::args().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`, `--all-targets`)
+    // one round proves the bench works.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let rounds: usize = if smoke {
         1
     } else {

@@ -126,7 +126,11 @@ impl<'a> DirectWaiter<'a> {
 
 impl Drop for DirectWaiter<'_> {
     fn drop(&mut self) {
-        if self.broadcast.direct_waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+        // Once the request is published the coordinator listens to the signals again by
+        // itself (it runs the shutdown), so a waiter leaving then need not wake it.
+        if self.broadcast.direct_waiters.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.broadcast.get().is_none()
+        {
             let _ = self.direct.commands.send(Command::Rearm);
         }
     }
