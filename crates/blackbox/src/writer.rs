@@ -216,14 +216,22 @@ impl BlackBox {
         let b = self.base;
         // SAFETY: field projections of the live mapping.
         let (seq, body) = unsafe { (&raw mut (*b).alloc.seq, &raw mut (*b).alloc) };
+        let tid = assafe::gettid();
+        let now = assafe::now_realtime_ns();
         self.seq_write(seq, body, |a: &mut AllocFailure| {
+            // The failure that matters is the first: std's out-of-memory hook may allocate (to
+            // print a backtrace) and be refused again right after. A record from this thread
+            // younger than a second stands.
+            if a.valid != 0 && a.tid == tid && now.saturating_sub(a.at_ns) < 1_000_000_000 {
+                return;
+            }
             a.valid = 1;
-            a.at_ns = assafe::now_realtime_ns();
+            a.at_ns = now;
             a.request_bytes = request;
             a.align = align;
             a.live_bytes = live;
             a.budget_bytes = budget;
-            a.tid = assafe::gettid();
+            a.tid = tid;
             a.by_budget = u32::from(by_budget);
         });
     }

@@ -35,12 +35,16 @@ impl Budgets {
         // The memory sampler always runs: its heartbeats are what lets the next run tell an
         // OOM kill from a plain SIGKILL. Without a configured budget it only records (its
         // thresholds are a share of physical memory and have no callbacks).
-        let (budget, enforce) = match config.memory_budget.clone() {
+        let (budget, enforce) = match config.memory_budget {
             Some(b) => (b, true),
             None => (MemoryBudget::ram_fraction(1.0), false),
         };
         let probe = MemoryProbe::new().map_err(Error::Budget)?;
-        let mut callbacks = SamplerCallbacks { on_soft: None, on_hard: None, on_error: None };
+        let mut callbacks = SamplerCallbacks {
+            on_soft: None,
+            on_hard: None,
+            on_error: None,
+        };
         if enforce {
             let hard = shutdown.clone();
             callbacks.on_soft = Some(Box::new(|e: memory::MemoryEvent| {
@@ -70,9 +74,9 @@ impl Budgets {
             memory::set_soft_limit(Some(resolved.soft_bytes));
         }
         budgets.memory = Some(sampler);
-        if let Some(budget) = config.thread_budget.clone() {
-            thread::set_budget(Some(budget.clone())).map_err(Error::ThreadBudget)?;
-            let mut builder = ThreadSampler::builder(budget.clone());
+        if let Some(budget) = config.thread_budget {
+            thread::set_budget(Some(budget)).map_err(Error::ThreadBudget)?;
+            let mut builder = ThreadSampler::builder(budget);
             if budget.policy_kind() == ThreadPolicy::Exit {
                 *EXHAUSTED_HANDLE.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(shutdown.clone());

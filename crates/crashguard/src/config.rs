@@ -255,12 +255,12 @@ impl Config {
                 "report retention must keep at least one report".into(),
             ));
         }
-        if let Some(adj) = self.oom_score_adj {
-            if !(-1000..=1000).contains(&adj) {
-                return Err(Error::Config(format!(
-                    "oom_score_adj {adj} is outside -1000..=1000"
-                )));
-            }
+        if let Some(adj) = self.oom_score_adj
+            && !(-1000..=1000).contains(&adj)
+        {
+            return Err(Error::Config(format!(
+                "oom_score_adj {adj} is outside -1000..=1000"
+            )));
         }
         for s in &self.termination_signals {
             if s.is_fatal() || matches!(s.number(), libc::SIGKILL | libc::SIGSTOP) {

@@ -162,10 +162,10 @@ pub fn oom_verdict(last: &LastMemory, current_oom_kill: Option<u64>) -> Verdict 
             },
         };
     }
-    let used = last
-        .rss_bytes
-        .unwrap_or(0)
-        .max(last.heap_bytes.unwrap_or(0));
+    // The budget was measured on the heap when the counting allocator was installed, else on
+    // RSS; comparing the larger of the two would make any process with a large RSS baseline
+    // (code, stacks, caches) look OOM-killed against a heap budget.
+    let used = last.heap_bytes.or(last.rss_bytes).unwrap_or(0);
     if let Some(budget) = last.memory_budget_bytes
         && near(used, budget)
     {
