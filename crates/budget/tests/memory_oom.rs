@@ -65,8 +65,10 @@ fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
             }
         }
     );
+    // Without the counting allocator the budget is measured on RSS.
     let l = LastMemory {
         rss_bytes: Some(900),
+        heap_bytes: None,
         ..last()
     };
     assert_eq!(
@@ -80,6 +82,14 @@ fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
     );
     let l = LastMemory {
         rss_bytes: Some(899),
+        heap_bytes: None,
+        ..last()
+    };
+    assert_eq!(oom_verdict(&l, None), Verdict::KilledBySigkillOrPowerLoss);
+    // With it, the heap is the measure: a large RSS baseline is not evidence.
+    let l = LastMemory {
+        rss_bytes: Some(2000),
+        heap_bytes: Some(80),
         ..last()
     };
     assert_eq!(oom_verdict(&l, None), Verdict::KilledBySigkillOrPowerLoss);
