@@ -127,12 +127,13 @@ impl Guard {
     /// }
     /// ```
     ///
+    /// The returned status is `code`, unless a hook called [`Guard::exit`] with another.
     /// Deadlines and second signals still end the process at once, as in any shutdown; if a
     /// shutdown is already under way, this waits for it to end the process.
     pub fn shutdown(self, code: ExitCode) -> std::process::ExitCode {
-        self.coordinator().finish(code);
+        let status = self.coordinator().finish(code);
         drop(self);
-        code.into()
+        std::process::ExitCode::from(status)
     }
 }
 

@@ -61,8 +61,9 @@ enum Command {
     Rearm,
     /// Run the hooks and exit with this code.
     Exit(ExitCode),
-    /// Run the hooks, record the end with this code, and reply instead of exiting.
-    Finish(ExitCode, Sender<()>),
+    /// Run the hooks, record the end with this code, and reply with the exit status to use
+    /// (the code, unless a hook called `exit` with another) instead of exiting.
+    Finish(ExitCode, Sender<u8>),
     /// The guard is being dropped: stop unless a shutdown is under way.
     Stop,
 }
@@ -176,15 +177,20 @@ impl Coordinator {
         }
     }
 
-    /// Runs the hooks and records the end with `code`, then returns. If a shutdown is already
-    /// under way, this waits for it to end the process.
-    pub(crate) fn finish(&self, code: ExitCode) {
+    /// Runs the hooks and records the end with `code`, then returns the exit status to use:
+    /// `code`, unless a hook called [`crate::Guard::exit`] with another. If a shutdown is
+    /// already under way, this waits for it to end the process.
+    pub(crate) fn finish(&self, code: ExitCode) -> u8 {
         let (reply, done) = crossbeam_channel::bounded(1);
         if self.tx.send(Command::Finish(code, reply)).is_ok() {
             // An error means the coordinator thread is gone (it never is while the guard
-            // lives, unless it panicked); there is nothing left to wait for then.
-            let _ = done.recv();
+            // lives, unless it panicked) or dropped the request because a shutdown was already
+            // under way; dropping the guard then waits for that shutdown.
+            if let Ok(status) = done.recv() {
+                return status;
+            }
         }
+        code.code()
     }
 
     /// Stops the coordinator and restores the signal dispositions. If a shutdown is under

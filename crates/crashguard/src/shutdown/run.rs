@@ -51,7 +51,7 @@ enum Then {
     /// Exit with this code ([`crate::Guard::exit`]).
     Exit(ExitCode),
     /// Record this code and reply instead of exiting ([`crate::Guard::shutdown`]).
-    Return(ExitCode, Sender<()>),
+    Return(ExitCode, Sender<u8>),
 }
 
 /// How a shutdown ends.
@@ -147,7 +147,7 @@ impl Run {
         match then {
             Then::Return(_, reply) => {
                 self.hooks.close();
-                let _ = reply.send(());
+                let _ = reply.send(ending.code);
             }
             Then::ByReason | Then::Exit(_) => crate::exit::clean(ending.code),
         }
