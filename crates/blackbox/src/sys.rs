@@ -130,6 +130,13 @@ pub(crate) fn try_lock(fd: &OwnedFd) -> io::Result<bool> {
     }
 }
 
+/// Releases an `flock` taken by [`try_lock`]; errors are ignored (the lock then goes with the
+/// process).
+pub(crate) fn unlock(fd: &OwnedFd) {
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+}
+
 /// Maps `len` bytes of `fd` shared and writable.
 pub(crate) fn map_shared(fd: &OwnedFd, len: usize) -> io::Result<*mut u8> {
     // SAFETY: a fresh shared mapping of a file we own, at an address the kernel picks; the file

@@ -90,14 +90,23 @@ impl BlackBox {
 
     /// Withdraws this black box from [`active`], so that a later `install()` may arm a new
     /// one. The mapping itself stays: a handler may still hold the reference.
+    ///
+    /// The slot's lock is released explicitly: the mapping keeps the locked file description
+    /// alive, so without this a later `install()` in the same process would need a new slot
+    /// each time and run out of them.
     pub fn disarm(&'static self) {
         let me = self as *const BlackBox as *mut BlackBox;
-        let _ = ACTIVE.compare_exchange(
-            me,
-            std::ptr::null_mut(),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        let was_active = ACTIVE
+            .compare_exchange(
+                me,
+                std::ptr::null_mut(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if was_active {
+            crate::sys::unlock(&self._lock);
+        }
     }
 
     /// Path of the black-box file.

@@ -165,3 +165,23 @@ fn truncation_is_a_clear_error() {
         );
     }
 }
+
+#[test]
+fn a_disarmed_box_frees_its_slot() {
+    let dir = tempdir("rearm");
+    let opts = Options {
+        app: "rearm".into(),
+        ring_capacity: 64,
+    };
+    // More cycles than there are slots: each disarm must give its slot back.
+    for _ in 0..crashguard_blackbox::MAX_SLOTS + 2 {
+        let bb = open(&dir, &opts)
+            .expect("a slot is free")
+            .blackbox
+            .arm()
+            .expect("nothing armed");
+        assert_eq!(bb.slot(), 0);
+        bb.disarm();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

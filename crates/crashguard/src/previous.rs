@@ -107,10 +107,14 @@ fn save_corrupt(report_dir: &Path, bytes: &[u8]) -> Option<PathBuf> {
 /// `exact_first` says that the first frame is an exact instruction address (the program counter
 /// of a fault) rather than a return address.
 fn symbolize_same_binary(frames: &mut [Frame], exact_first: bool) {
+    // Only the executable (the first module): resolving libc and friends from their
+    // compressed debug info costs tens of milliseconds at every restart after a crash, and the
+    // CLI resolves those offline when someone looks.
     let loaded = crashguard_blackbox::modules::loaded();
     let bias_for = |path: &str, build_id: &str| {
         loaded
             .iter()
+            .take(1)
             .find(|m| {
                 crashguard_blackbox::modules::path_of(m) == path
                     && crashguard_blackbox::modules::build_id_hex(m) == build_id

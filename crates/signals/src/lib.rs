@@ -43,8 +43,8 @@
 //!   fits in; crashguard-spawned and prepared threads get a 64 KiB one.
 //! - With the default [`FatalPolicy::Reraise`], a chained handler decides the final status: on
 //!   a stack overflow std's handler prints "has overflowed its stack" and aborts, so the
-//!   process ends with SIGABRT (134) although the record says SIGSEGV with `stack_overflow`
-//!   and an exit code of 139.
+//!   process ends with SIGABRT (134). The record keeps the fault (SIGSEGV with
+//!   `stack_overflow`) and is amended to the status the process really ended with, 134.
 //! - The fatal signals are treated as fatal: a runtime that handles SIGSEGV itself (a JIT, a
 //!   garbage collector) must install its handler after crashguard, so that it runs first.
 //! - If a shutdown or a panic exit already claimed the black box's `end` section, a crash
