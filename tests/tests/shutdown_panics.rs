@@ -145,3 +145,13 @@ fn a_hook_that_panics_is_recorded_and_the_rest_still_run() {
     assert_eq!(report["panic"]["message"], "hook failed");
     assert_eq!(report["panic"]["thread"]["name"], "cg-hook-bad");
 }
+
+#[test]
+fn a_panic_that_ends_in_abort_leaves_a_sigabrt_report_with_the_panic() {
+    let (dir, ended) = run("abort-after-panic", "abort-after-panic");
+    assert_eq!(ended.signal(), Some(libc::SIGABRT), "{ended:#?}");
+    let report = previous_report(&dir);
+    assert_eq!(report["outcome"], "fatal_signal", "{report:#}");
+    assert_eq!(report["signal"]["name"], "SIGABRT");
+    assert_eq!(report["panic"]["message"], "boom before abort");
+}

@@ -246,6 +246,16 @@ fn main() -> ExitCode {
             drop(guard);
             ExitCode::SUCCESS
         }
+        // What `panic = "abort"` does under PanicPolicy::Unwind, without a second build of
+        // this binary: a panic hook installed before crashguard's aborts, as std would right
+        // after the hooks. crashguard's hook has recorded the panic by then, so the SIGABRT
+        // report carries it.
+        "abort-after-panic" => {
+            std::panic::set_hook(Box::new(|_| std::process::abort()));
+            let guard = install(base(&dir).panic_policy(PanicPolicy::Unwind));
+            print_previous(&guard);
+            panic!("boom before abort");
+        }
         // guard.exit() runs the hooks, then exits with the code.
         "exit" => {
             let guard = install(base(&dir));
