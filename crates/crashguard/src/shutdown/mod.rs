@@ -123,7 +123,8 @@ impl Coordinator {
         };
         let for_thread = term_rx.clone();
         let thread = std::thread::Builder::new()
-            .name("crashguard-shutdown".into())
+            // Fits the 15 bytes Linux keeps of a thread name, so reports and `top` show all of it.
+            .name("crashguard-stop".into())
             .spawn(move || run.main(for_thread, cmd_rx))
             .map_err(|source| Error::Io {
                 what: "start the shutdown thread",
