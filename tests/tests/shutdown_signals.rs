@@ -201,20 +201,32 @@ fn a_storm_of_mixed_signals_starts_one_shutdown_and_forces_83_per_the_rule() {
     let mut c = Child::spawn(CHILD, &[d, "storm"]);
     c.expect_line("READY");
     storm(c.pid(), MIXED, 300).join().expect("storm");
-    c.expect_line("HOOK drain start");
-    // The rule: a SIGTERM or SIGINT that arrives while the hooks run forces exit 83. The rest
-    // of the storm arrives while `drain` waits, so it must.
-    storm(c.pid(), MIXED, 100).join().expect("storm");
+    // The rule: a SIGTERM or SIGINT that arrives while the hooks run forces exit 83; signals
+    // already queued when the shutdown began are part of the first request. Whether the storm
+    // outlasts the start of the shutdown is up to the scheduler, so: if the storm did not
+    // force the exit by itself, the `drain` hook is now waiting for a stdin line that never
+    // comes, and one more SIGTERM must.
+    if c.line_or_end("HOOK drain start").is_some() {
+        c.signal(libc::SIGTERM);
+    }
     let ended = c.wait();
     assert_eq!(ended.code(), Some(83), "{ended:#?}");
-    assert_eq!(ended.lines_starting("HOOK first").len(), 1, "one shutdown");
-    assert_eq!(
-        ended.lines_starting("HOOK drain start").len(),
-        1,
+    assert!(
+        ended.lines_starting("HOOK first").len() <= 1,
         "one shutdown"
     );
+    assert!(
+        ended.lines_starting("HOOK drain start").len() <= 1,
+        "one shutdown"
+    );
+    assert!(ended.lines_starting("HOOK last").is_empty(), "{ended:#?}");
     let report = previous_report(&dir);
     assert_eq!(report["outcome"], "forced_shutdown", "{report:#}");
+    assert_eq!(report["shutdown"]["reason"], "signal");
+    let names: Vec<String> = hooks(&report).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["first", "drain", "last"], "each hook once");
+    let statuses: Vec<String> = hooks(&report).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(statuses.last().map(String::as_str), Some("skipped"));
 }
 
 #[test]

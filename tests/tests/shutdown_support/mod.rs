@@ -153,6 +153,30 @@ impl Child {
         }
     }
 
+    /// Waits for a stdout line starting with `prefix`; `None` when the child closed its
+    /// stdout (it ended) first. Fails the test after 60 s.
+    pub fn line_or_end(&mut self, prefix: &str) -> Option<String> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return Some(line);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no line starting with {prefix:?} within {PATIENCE:?}: {:#?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+    }
+
     /// Sends `signal` to the child from this process.
     pub fn signal(&self, signal: i32) {
         // SAFETY: kill has no memory-safety preconditions; the child is alive or a zombie
