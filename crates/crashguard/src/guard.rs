@@ -83,6 +83,9 @@ impl Guard {
     /// is recorded by name and the rest still run. A hook registered while a shutdown runs its
     /// hooks still runs, after the others.
     ///
+    /// The report records the name, status and duration of the first 16 hooks; later ones run
+    /// all the same.
+    ///
     /// Returns false, and drops `hook` unrun, when the hook phase of a shutdown is already over.
     pub fn on_shutdown(&self, name: &str, hook: impl FnOnce() + Send + 'static) -> bool {
         let added = self.coordinator().on_shutdown(name, Box::new(hook));
