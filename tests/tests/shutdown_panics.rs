@@ -6,7 +6,7 @@ mod shutdown_support;
 
 use shutdown_support::{CHILD, Child, hooks, previous_report, report_dir, termination_log};
 
-fn run(test: &str, scenario: &str) -> (std::path::PathBuf, shutdown_support::Ended) {
+fn run(test: &str, scenario: &str) -> (shutdown_support::ReportDir, shutdown_support::Ended) {
     let dir = report_dir(test);
     let ended = Child::spawn(CHILD, &[dir.to_str().expect("utf-8"), scenario]).wait();
     (dir, ended)

@@ -18,12 +18,31 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub const CHILD: &str = env!("CARGO_BIN_EXE_crashguard-shutdown-child");
 pub const SERVICE: &str = env!("CARGO_BIN_EXE_crashguard-service");
 
-/// A fresh, private report directory for one test.
-pub fn report_dir(test: &str) -> PathBuf {
+/// A fresh report directory for one test; removed when the test passes, kept for a look when
+/// it fails.
+pub struct ReportDir(PathBuf);
+
+impl std::ops::Deref for ReportDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ReportDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn report_dir(test: &str) -> ReportDir {
     let dir = std::env::temp_dir().join(format!("cg-shutdown-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the report dir");
-    dir
+    ReportDir(dir)
 }
 
 /// A running child.
