@@ -419,7 +419,12 @@ fn decode_shutdown(s: &ShutdownRecord) -> Option<ShutdownInfo> {
         .collect();
     Some(ShutdownInfo {
         reason: reason.to_owned(),
-        signal: (s.signal != 0).then(|| signal_info(s.signal, 0, 0, s.sender_pid, s.sender_uid)),
+        signal: (s.signal != 0).then(|| {
+            let mut info = signal_info(s.signal, 0, 0, s.sender_pid, s.sender_uid);
+            // The coordinator stores 0 when the kernel did not say who sent the signal.
+            info.sender_pid = info.sender_pid.filter(|&pid| pid != 0);
+            info
+        }),
         requested_at: format_rfc3339_ns(s.requested_at_ns),
         grace_ms: s.grace_ms,
         hooks,

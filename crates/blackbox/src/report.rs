@@ -297,7 +297,15 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (pid {}) ", self.app, self.pid)?;
         match self.outcome {
-            Outcome::CleanExit => f.write_str("exited cleanly")?,
+            Outcome::CleanExit => match self.shutdown.as_ref().and_then(|s| s.signal.as_ref()) {
+                Some(sig) => {
+                    write!(f, "shut down cleanly on {}", sig.name)?;
+                    if let Some(pid) = sig.sender_pid {
+                        write!(f, " from pid {pid}")?;
+                    }
+                }
+                None => f.write_str("exited cleanly")?,
+            },
             Outcome::FatalSignal => {
                 f.write_str("died of ")?;
                 if let Some(s) = &self.signal {
@@ -331,7 +339,12 @@ impl std::fmt::Display for Report {
             Outcome::KilledWithoutWarning => f.write_str("was killed without warning")?,
             Outcome::HandlerFailure => f.write_str("crashed inside its crash handler")?,
         }
-        if let Some(t) = &self.thread {
+        // Which thread ran the clean exit says nothing; for everything else it matters.
+        if let Some(t) = self
+            .thread
+            .as_ref()
+            .filter(|_| self.outcome != Outcome::CleanExit)
+        {
             if t.name.is_empty() {
                 write!(f, " on thread {}", t.tid)?;
             } else {
