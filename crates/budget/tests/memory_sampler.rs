@@ -186,3 +186,23 @@ fn the_sampler_on_this_machine_is_cheap_and_stops() {
     assert!(stats.samples >= 50 && stats.errors == 0, "{stats:?}");
     assert!(stats.cpu_time > Duration::ZERO, "{stats:?}");
 }
+
+#[test]
+fn a_heartbeat_only_sampler_records_usage_but_no_budget() {
+    let _g = serial();
+    let bb = blackbox();
+    let probe = MemoryProbe::with_root(fixture("cgroup-v2"))
+        .unwrap()
+        .with_page_size(4096);
+    let sampler = MemorySampler::heartbeat_only(probe, Duration::from_millis(1)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sampler.stats().samples < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = sampler.stop();
+    assert!(stats.samples >= 3, "{stats:?}");
+    let report = crashguard_blackbox::decode(&std::fs::read(bb.path()).unwrap()).unwrap();
+    let r = report.resources.expect("heartbeat written");
+    assert_eq!(r.cgroup_memory_current, Some(805_306_368));
+    assert_eq!(r.memory_budget, None, "no budget was configured");
+}

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crashguard_blackbox::layout::End;
 use crashguard_blackbox::{BlackBox, Outcome, Report};
-use crashguard_budget::memory::{self, MemoryBudget, MemoryProbe, MemorySampler, SamplerCallbacks};
+use crashguard_budget::memory::{self, MemoryProbe, MemorySampler, SamplerCallbacks};
 use crashguard_budget::thread::{self, SpawnError, ThreadPolicy, ThreadSampler};
 
 use crate::shutdown::{ShutdownHandle, ShutdownReason};
@@ -33,43 +33,22 @@ impl Budgets {
             threads: None,
         };
         // The memory sampler always runs: its heartbeats are what lets the next run tell an
-        // OOM kill from a plain SIGKILL. Without a configured budget it only records (its
-        // thresholds are a share of physical memory and have no callbacks).
-        let (budget, enforce) = match config.memory_budget {
-            Some(b) => (b, true),
-            None => (MemoryBudget::ram_fraction(1.0), false),
-        };
+        // OOM kill from a plain SIGKILL. Without a configured budget it only records.
         let probe = MemoryProbe::new().map_err(Error::Budget)?;
-        let mut callbacks = SamplerCallbacks {
-            on_soft: None,
-            on_hard: None,
-            on_error: None,
-        };
-        if enforce {
-            let hard = shutdown.clone();
-            callbacks.on_soft = Some(Box::new(|e: memory::MemoryEvent| {
-                crate::breadcrumb(&format!(
-                    "memory soft threshold: {} {} of {} bytes",
-                    e.measure.name(),
-                    e.used_bytes,
-                    e.threshold_bytes
-                ));
-            }));
-            callbacks.on_hard = Some(Box::new(move |e: memory::MemoryEvent| {
-                hard.request(ShutdownReason::MemoryBudget(format!(
-                    "{} {} bytes crossed the hard threshold of {} bytes",
-                    e.measure.name(),
-                    e.used_bytes,
-                    e.threshold_bytes
-                )));
-            }));
+        let sampler = match config.memory_budget {
+            None => MemorySampler::heartbeat_only(probe, config.memory_interval),
+            Some(budget) => {
+                MemorySampler::spawn(probe, budget, config.memory_interval, callbacks(&shutdown))
+            }
         }
-        let sampler = MemorySampler::spawn(probe, budget, config.memory_interval, callbacks)
-            .map_err(Error::Budget)?;
+        .map_err(Error::Budget)?;
         let resolved = sampler.budget();
         // With the counting allocator installed, a byte budget's hard threshold is also enforced
         // on every allocation, so a burst between two samples cannot run past it.
-        if enforce && resolved.measure == memory::Measure::Heap && memory::is_installed() {
+        if config.memory_budget.is_some()
+            && resolved.measure == memory::Measure::Heap
+            && memory::is_installed()
+        {
             memory::set_hard_limit(Some(resolved.hard_bytes));
             memory::set_soft_limit(Some(resolved.soft_bytes));
         }
@@ -112,6 +91,31 @@ impl Budgets {
             thread::clear_exhausted_callback();
             *EXHAUSTED_HANDLE.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
+    }
+}
+
+/// The memory sampler's callbacks: a breadcrumb at the soft threshold, a shutdown with the
+/// memory code at the hard one.
+fn callbacks(shutdown: &ShutdownHandle) -> SamplerCallbacks {
+    let hard = shutdown.clone();
+    SamplerCallbacks {
+        on_soft: Some(Box::new(|e: memory::MemoryEvent| {
+            crate::breadcrumb(&format!(
+                "memory soft threshold: {} {} of {} bytes",
+                e.measure.name(),
+                e.used_bytes,
+                e.threshold_bytes
+            ));
+        })),
+        on_hard: Some(Box::new(move |e: memory::MemoryEvent| {
+            hard.request(ShutdownReason::MemoryBudget(format!(
+                "{} {} bytes crossed the hard threshold of {} bytes",
+                e.measure.name(),
+                e.used_bytes,
+                e.threshold_bytes
+            )));
+        })),
+        on_error: None,
     }
 }
 

@@ -119,10 +119,36 @@ impl MemorySampler {
     /// cannot be spawned. The budget is resolved again on every sample, so a cgroup limit that
     /// changes while the service runs is followed.
     pub fn spawn(
+        probe: MemoryProbe,
+        budget: MemoryBudget,
+        interval: Duration,
+        callbacks: SamplerCallbacks,
+    ) -> Result<Self> {
+        Self::start(probe, budget, interval, callbacks, true)
+    }
+
+    /// Starts a sampler that only writes heartbeats: no budget, no thresholds, and the
+    /// heartbeat's `memory_budget` left unknown. The facade runs one when no memory budget is
+    /// configured, so that the next run can still tell an OOM kill from a plain SIGKILL.
+    pub fn heartbeat_only(probe: MemoryProbe, interval: Duration) -> Result<Self> {
+        // Physical memory as the nominal budget keeps `resolve` meaningful; with no callbacks
+        // and `enforce` off it never acts and is never recorded.
+        let callbacks = SamplerCallbacks::default();
+        Self::start(
+            probe,
+            MemoryBudget::ram_fraction(1.0),
+            interval,
+            callbacks,
+            false,
+        )
+    }
+
+    fn start(
         mut probe: MemoryProbe,
         budget: MemoryBudget,
         interval: Duration,
         callbacks: SamplerCallbacks,
+        enforce: bool,
     ) -> Result<Self> {
         if interval.is_zero() {
             return Err(Error::InvalidBudget {
@@ -141,6 +167,7 @@ impl MemorySampler {
             shared: Arc::clone(&shared),
             crossings: Crossings::default(),
             failing: false,
+            enforce,
         };
         let handle = std::thread::Builder::new()
             .name(THREAD_NAME.into())
@@ -208,6 +235,8 @@ struct Worker {
     shared: Arc<Shared>,
     crossings: Crossings,
     failing: bool,
+    /// Whether the budget is real: written into heartbeats. Off for heartbeat-only samplers.
+    enforce: bool,
 }
 
 /// Which callbacks a new reading fires: the soft one once per rise through the threshold
@@ -253,7 +282,8 @@ impl Worker {
                 if let Ok(r) = self.budget.resolve(&s) {
                     self.resolved = r;
                 }
-                write_heartbeat(&s, &self.resolved);
+                let budget = self.enforce.then_some(self.resolved.hard_bytes);
+                write_heartbeat(&s, budget);
                 self.check(s);
             }
             Err(e) => {
@@ -313,7 +343,7 @@ impl Worker {
 
 /// Writes `sample` into the armed black box's heartbeat. The thread count belongs to the
 /// thread budget's sampler and is left alone.
-fn write_heartbeat(sample: &MemorySample, budget: &ResolvedBudget) {
+fn write_heartbeat(sample: &MemorySample, budget: Option<u64>) {
     let Some(bb) = active() else {
         return;
     };
@@ -333,7 +363,7 @@ fn write_heartbeat(sample: &MemorySample, budget: &ResolvedBudget) {
             h.cgroup_memory_current = current;
             h.cgroup_memory_max = max;
             h.oom_kill_count = oom_kill;
-            h.memory_budget = budget.hard_bytes;
+            h.memory_budget = budget.unwrap_or(u64::MAX);
             h.valid = 1;
         });
         if written {
