@@ -3,6 +3,28 @@
 //!
 //! The binary in `main.rs` only parses arguments and maps errors to exit statuses; everything
 //! else lives here so that tests and other tools can use it.
+//!
+//! # Async-signal safety
+//!
+//! Nothing here runs in a signal handler: the CLI reads files that crashed (or running)
+//! processes left behind, so it may allocate, lock and take its time. It never writes to a black
+//! box, so inspecting a live process's box cannot disturb it.
+//!
+//! # Limitations
+//!
+//! - Symbolization needs the module on disk with the recorded build id (`--binary` replaces the
+//!   executable's path); split debug info (`.gnu_debuglink`, debuginfod) is not followed.
+//! - Inline frames are expanded; in `show --json` they become extra frames sharing one `ip`.
+//! - Whether a black box's process is still alive is judged from `/proc/<pid>`, which cannot
+//!   tell a reused pid.
+//!
+//! # Examples
+//!
+//! ```
+//! // `crashguard explain 139`, as a library call.
+//! let text = crashguard_blackbox::explain::explain(139).to_string();
+//! assert!(text.contains("SIGSEGV"));
+//! ```
 
 #![forbid(unsafe_code)]
 
