@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use crashguard::Report;
 
+pub mod child_protocol;
+
 /// How long any child may live before the watchdog kills it and fails the test.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 

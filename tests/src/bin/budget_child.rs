@@ -40,9 +40,11 @@
 //! - `threads-rlimit-as`: no budget; set `RLIMIT_AS` a few thread stacks above `VmSize`, spawn
 //!   `leaky-N` until the OS refuses.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
+
+use crashguard_tests::child_protocol::{install_and_announce, say};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -75,27 +77,10 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let guard = match config.install() {
+    let guard = match install_and_announce(config) {
         Ok(g) => g,
-        Err(e) => {
-            say(&format!("INSTALL_ERROR {}", chain(&e)));
-            return ExitCode::from(66);
-        }
+        Err(code) => return code,
     };
-    let previous = guard
-        .previous_run()
-        .map(|r| serde_json::to_string(r).unwrap_or_default());
-    say(&format!(
-        "PREVIOUS {}",
-        previous.unwrap_or_else(|| "null".into())
-    ));
-    let installed = serde_json::json!({
-        "blackbox": guard.blackbox_path(),
-        "stored_at": guard.previous_report_path(),
-        "previous_error": guard.previous_run_error().map(|e| e.to_string()),
-        "previous_saved_to": guard.previous_run_error().and_then(|e| e.saved_to.clone()),
-    });
-    say(&format!("INSTALLED {installed}"));
     crashguard::breadcrumb(&format!("about to run scenario {scenario}"));
 
     let code = match (scenario.as_str(), arg) {
@@ -202,25 +187,6 @@ fn config_for(dir: &str, scenario: &str) -> Option<crashguard::Config> {
         "threads-outside" => config.thread_budget(threads.policy(crashguard::ThreadPolicy::Exit)),
         _ => return None,
     })
-}
-
-/// Prints one protocol line and flushes it, so the parent sees it before a crash.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// An error and all its sources, joined by ": ".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Sets `RLIMIT_CORE` to zero: the memory scenarios abort, and a test run must not litter the

@@ -23,9 +23,11 @@
 //! `install-twice`, `zero-grace`.
 
 use std::hint::black_box;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
+
+use crashguard_tests::child_protocol::{chain, install_and_announce, say};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,27 +43,10 @@ fn main() -> ExitCode {
     if exit_policy {
         config = config.fatal_policy(crashguard::FatalPolicy::Exit);
     }
-    let guard = match config.install() {
+    let guard = match install_and_announce(config) {
         Ok(g) => g,
-        Err(e) => {
-            say(&format!("INSTALL_ERROR {}", chain(&e)));
-            return ExitCode::from(66);
-        }
+        Err(code) => return code,
     };
-    let previous = guard
-        .previous_run()
-        .map(|r| serde_json::to_string(r).unwrap_or_default());
-    say(&format!(
-        "PREVIOUS {}",
-        previous.unwrap_or_else(|| "null".into())
-    ));
-    let installed = serde_json::json!({
-        "blackbox": guard.blackbox_path(),
-        "stored_at": guard.previous_report_path(),
-        "previous_error": guard.previous_run_error().map(|e| e.to_string()),
-        "previous_saved_to": guard.previous_run_error().and_then(|e| e.saved_to.clone()),
-    });
-    say(&format!("INSTALLED {installed}"));
 
     let mut scenario = scenario.clone();
     if scenario == "wait" {
@@ -104,25 +89,6 @@ fn main() -> ExitCode {
     }
     drop(guard);
     ExitCode::SUCCESS
-}
-
-/// Prints one protocol line and flushes it, so the parent sees it before a crash.
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// An error and all its sources, joined by ": ".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn zero_grace(dir: &str) -> ExitCode {
