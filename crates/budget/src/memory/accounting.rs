@@ -155,15 +155,7 @@ fn charge_slow(
     let pending = base as i128 + delta as i128;
     if delta > 0 && over_hard_limit(pending) {
         c.set(if armed { base } else { UNARMED });
-        let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + base as i128);
-        record(
-            request,
-            align,
-            live,
-            HARD.load(Ordering::Relaxed) as u64,
-            true,
-        );
-        return std::ptr::null_mut();
+        return refuse(request, align, base as i128);
     }
     let p = op.take().map_or(std::ptr::null_mut(), |f| f());
     if p.is_null() {
@@ -173,6 +165,22 @@ fn charge_slow(
     }
     settle(c, armed, pending);
     p
+}
+
+/// Records a request the hard limit refuses and returns the null pointer to hand back;
+/// `pending` is the caller's not yet flushed count, part of the live bytes reported.
+///
+/// Async-signal-safe.
+fn refuse(request: usize, align: usize, pending: i128) -> *mut u8 {
+    let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + pending);
+    record(
+        request,
+        align,
+        live,
+        HARD.load(Ordering::Relaxed) as u64,
+        true,
+    );
+    std::ptr::null_mut()
 }
 
 /// The slow path of [`release`].
@@ -227,15 +235,7 @@ fn charge_global(
     op: &mut Option<impl FnOnce() -> *mut u8>,
 ) -> *mut u8 {
     if delta > 0 && over_hard_limit(delta as i128) {
-        let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128);
-        record(
-            request,
-            align,
-            live,
-            HARD.load(Ordering::Relaxed) as u64,
-            true,
-        );
-        return std::ptr::null_mut();
+        return refuse(request, align, 0);
     }
     let p = op.take().map_or(std::ptr::null_mut(), |f| f());
     if p.is_null() {
