@@ -187,6 +187,22 @@ fn exited_with(run: &Run, code: i32) -> Result<(), String> {
 }
 
 /// The common checks of a recorded fatal signal.
+/// The record of a handler that failed: outcome `handler_failure`, exit code 84, and a detail
+/// saying how.
+fn handler_failure_record(run: &Run, detail: &str) -> Result<(), String> {
+    let r = run.report()?;
+    ensure(r.outcome == Outcome::HandlerFailure, || {
+        format!("outcome {:?}", r.outcome)
+    })?;
+    ensure(r.exit_code == Some(84), || {
+        format!("exit_code {:?}", r.exit_code)
+    })?;
+    ensure(
+        r.detail.as_deref().is_some_and(|d| d.contains(detail)),
+        || format!("detail {:?}", r.detail),
+    )
+}
+
 fn fatal_record(run: &Run, signal: &str, code: &str, exit_code: u32) -> Result<Report, String> {
     let r = run.report()?;
     ensure(r.outcome == Outcome::FatalSignal, || {
@@ -374,13 +390,15 @@ const CASES: &[(&str, Check)] = &[
         exited_with(run, 84)?;
         ensure(run.stderr.contains("inside the crash handler"), || {
             "message".into()
-        })
+        })?;
+        handler_failure_record(run, "fault inside the crash handler")
     }),
     ("handler_hang", |run| {
         exited_with(run, 84)?;
         ensure(run.stderr.contains("did not finish in time"), || {
             "watchdog message".into()
-        })
+        })?;
+        handler_failure_record(run, "did not finish in time")
     }),
     ("memory_budget", |run| {
         exited_with(run, 80)?;
