@@ -56,7 +56,9 @@ impl Diagnosis {
                 live
             };
             limits.push(Limit {
-                kind: LimitKind::Budget,
+                kind: LimitKind::Budget {
+                    process_threads: budget.counts_process_threads(),
+                },
                 used,
                 max: u64::try_from(budget.hard_limit()).unwrap_or(u64::MAX),
                 need: 1,

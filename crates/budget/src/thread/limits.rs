@@ -19,8 +19,12 @@ use super::sys::{self, Resource};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LimitKind {
-    /// The guard's own [`ThreadBudget`](super::ThreadBudget), counting guarded threads.
-    Budget,
+    /// The guard's own [`ThreadBudget`](super::ThreadBudget).
+    Budget {
+        /// Whether it counts every thread of the process (`count_process_threads`), or only
+        /// guarded ones.
+        process_threads: bool,
+    },
     /// `RLIMIT_NPROC`: tasks (processes and threads) owned by the real uid.
     Nproc {
         /// The real uid counted against.
@@ -98,7 +102,7 @@ impl Limit {
     /// The short name: `RLIMIT_NPROC`, `pids.max`, `kernel.threads-max`, ...
     pub fn name(&self) -> &'static str {
         match self.kind {
-            LimitKind::Budget => "thread budget",
+            LimitKind::Budget { .. } => "thread budget",
             LimitKind::Nproc { .. } => "RLIMIT_NPROC",
             LimitKind::CgroupPids { version: 1 } => "cgroup v1 pids.max",
             LimitKind::CgroupPids { .. } => "cgroup v2 pids.max",
@@ -119,7 +123,12 @@ impl fmt::Display for Limit {
             write!(f, " ({})", path.display())?;
         }
         match self.kind {
-            LimitKind::Budget => write!(f, ": {used} of {max} guarded threads live")?,
+            LimitKind::Budget {
+                process_threads: false,
+            } => write!(f, ": {used} of {max} guarded threads live")?,
+            LimitKind::Budget {
+                process_threads: true,
+            } => write!(f, ": {used} of {max} threads live in the process")?,
             LimitKind::Nproc { uid } => write!(f, ": {used} of {max} tasks of uid {uid}")?,
             LimitKind::CgroupPids { .. } => write!(f, ": {used} of {max} tasks")?,
             LimitKind::ThreadsMax => write!(f, ": {used} of {max} threads on the host")?,
