@@ -85,6 +85,7 @@ pub(crate) fn capture(_out: &mut [Module; MAX_MODULES], _exe: &[u8]) -> u32 {
 }
 
 /// Finds the `NT_GNU_BUILD_ID` descriptor in a note segment.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub(crate) fn gnu_build_id(mut notes: &[u8]) -> Option<&[u8]> {
     const NT_GNU_BUILD_ID: u32 = 3;
     let align4 = |n: usize| (n + 3) & !3;

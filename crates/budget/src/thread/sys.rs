@@ -34,8 +34,9 @@ pub fn soft_rlimit(resource: Resource) -> io::Result<Option<u64>> {
     if lim.rlim_cur == libc::RLIM_INFINITY {
         Ok(None)
     } else {
-        #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux but not on every unix.
-        Ok(Some(u64::from(lim.rlim_cur)))
+        // rlim_t is u64 on Linux and i64 on the BSDs; a negative value is not a limit.
+        #[allow(clippy::useless_conversion)]
+        Ok(u64::try_from(lim.rlim_cur).ok())
     }
 }
 
