@@ -48,22 +48,24 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
     };
 
     let report_dir = config.resolved_report_dir();
-    let opened = crashguard_blackbox::open(
+    let mut slot = crashguard_blackbox::open_slot(
         &report_dir,
         &Options {
             app: config.app.clone(),
             ring_capacity: config.breadcrumb_capacity,
         },
     )?;
+    // The previous run's report is stored before its black box is reset, so a failure in
+    // between loses nothing.
     let previous = previous::process(
-        opened.previous,
-        opened.previous_raw.as_deref(),
+        slot.previous.take(),
+        slot.previous_raw.take().as_deref(),
         &report_dir,
         config.retention,
         config.symbolize_previous,
     );
-    let blackbox = opened
-        .blackbox
+    let blackbox = slot
+        .reset()?
         .arm()
         .map_err(|_| Error::BlackBox(crashguard_blackbox::Error::AlreadyArmed))?;
     ticket.armed = Some(blackbox);
