@@ -130,14 +130,19 @@ impl Slot {
             source,
         };
         let len = file_size(opts.ring_capacity);
-        // Truncate to zero first so every byte of the new layout starts out zero.
-        sys::set_len(&fd, 0).map_err(err)?;
+        // The file keeps its blocks from run to run: truncating it to zero and growing it again
+        // frees and reallocates them through the journal, which cost a third of a millisecond
+        // at every start. It is sized (a file of another capacity, or a new one) and its
+        // blocks reserved — a write from a crash handler into a hole of a sparse file on a full
+        // disk would raise SIGBUS inside the handler — and the old record is zeroed through
+        // the mapping instead.
         sys::set_len(&fd, len as u64).map_err(err)?;
-        // Reserve the blocks now: a write from a crash handler into a hole of a sparse file on
-        // a full disk would raise SIGBUS inside the handler.
         sys::reserve(&fd, len as u64).map_err(err)?;
         let base = sys::map_shared(&fd, len).map_err(err)?;
-        // SAFETY: `base` maps `len` bytes of the file, zero-filled by the truncation above.
+        // SAFETY: `base` maps `len` writable bytes of the file, and nobody else maps them: the
+        // slot's lock is ours.
+        unsafe { zero_dirty_pages(base, len) };
+        // SAFETY: as above; every byte is now zero.
         unsafe { initialise(base, &opts) };
         // SAFETY: as above; the mapping is large enough for the record and its ring, and the
         // box unmaps it only if it is dropped without being armed.
@@ -228,6 +233,22 @@ fn read_previous(fd: &std::os::fd::OwnedFd, path: &Path) -> Result<Previous, Err
     let decoded = crate::decode(&bytes);
     let raw = decoded.is_err().then_some(bytes);
     Ok((Some(decoded), raw))
+}
+
+/// Zeroes the pages of a mapping that hold anything but zeros, leaving all-zero pages
+/// untouched (and so not dirtied).
+///
+/// # Safety
+///
+/// `base` must point to `len` writable bytes that no one else accesses during the call.
+unsafe fn zero_dirty_pages(base: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees `len` valid, exclusively held bytes at `base`.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(base, len) };
+    for page in bytes.chunks_mut(4096) {
+        if page.iter().any(|&b| b != 0) {
+            page.fill(0);
+        }
+    }
 }
 
 /// Writes the header and session, then arms the state word.

@@ -70,6 +70,15 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     };
     let arg = args.get(2).map(String::as_str);
+    // Threads started outside the guard, all running (and so named) before crashguard is
+    // installed: the thread sampler's first sample already sees the whole group, and the
+    // census in the report cannot catch a thread that still carries its parent's name.
+    if scenario == "threads-outside" {
+        if let Err(code) = start_outside_threads(24) {
+            return code;
+        }
+        say("READY {}");
+    }
     let config = match config_for(dir, scenario) {
         Some(c) => c,
         None => {
@@ -116,22 +125,8 @@ fn main() -> ExitCode {
             let _ = printed.send(());
             wait_for_shutdown(&guard)
         }
-        ("threads-outside", _) => {
-            let (_keep, rx) = mpsc::channel::<()>();
-            let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-            for n in 1..=24 {
-                let rx = std::sync::Arc::clone(&rx);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("outside-{n}"))
-                    .spawn(move || block_on(&rx));
-                if let Err(e) = spawned {
-                    say(&format!("RESULT std spawn {n} failed: {e}"));
-                    return ExitCode::from(1);
-                }
-            }
-            say("READY {}");
-            wait_for_shutdown(&guard)
-        }
+        // The outside threads were started before install (see `main`).
+        ("threads-outside", _) => wait_for_shutdown(&guard),
         ("threads-nproc", Some(uid)) => match uid.parse::<u32>() {
             // Root is exempt from RLIMIT_NPROC: become a user that owns no other task, so
             // that this process's threads are all the limit counts.
@@ -287,6 +282,32 @@ fn become_user(uid: u32) {
 
 /// Blocks until the sender of `rx` is dropped, which in these scenarios is never before the
 /// process ends.
+/// Starts `n` plain std threads named `outside-N` that block for the life of the process, and
+/// returns once every one of them runs.
+fn start_outside_threads(n: usize) -> Result<(), ExitCode> {
+    let (keep, rx) = mpsc::channel::<()>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let started = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+    for i in 1..=n {
+        let rx = std::sync::Arc::clone(&rx);
+        let started = std::sync::Arc::clone(&started);
+        let spawned = std::thread::Builder::new()
+            .name(format!("outside-{i}"))
+            .spawn(move || {
+                started.wait();
+                block_on(&rx);
+            });
+        if let Err(e) = spawned {
+            say(&format!("RESULT std spawn {i} failed: {e}"));
+            return Err(ExitCode::from(1));
+        }
+    }
+    started.wait();
+    // The receiver's sender must outlive the threads, or they would stop blocking.
+    std::mem::forget(keep);
+    Ok(())
+}
+
 fn block_on(rx: &std::sync::Mutex<mpsc::Receiver<()>>) {
     let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     while rx.recv().is_ok() {}
