@@ -54,7 +54,6 @@ mod open;
 mod report;
 mod store;
 mod sys;
-mod sys_modules;
 pub mod time;
 pub mod verdict;
 mod writer;

@@ -9,7 +9,7 @@ use crate::layout::{BUILD_ID_LEN, MAX_MODULES, Module, PATH_LEN};
 
 /// Fills `out` with the loaded objects (the executable first) and returns how many were found.
 pub(crate) fn capture(out: &mut [Module; MAX_MODULES], exe: &[u8]) -> u32 {
-    crate::sys_modules::capture(out, exe)
+    crate::sys::modules::capture(out, exe)
 }
 
 /// The objects loaded right now (the executable first). Allocates; not for signal handlers.

@@ -171,7 +171,7 @@ pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
         let path = boxes.join(format!("{}.{slot}.box", opts.app));
         let fd = match sys::open_private(&path) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Error::Symlink { path }),
+            Err(e) if sys::is_symlink_refusal(&e) => return Err(Error::Symlink { path }),
             Err(source) => return Err(Error::File { path, source }),
         };
         let locked = sys::try_lock(&fd).map_err(|source| Error::File {

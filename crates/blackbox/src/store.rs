@@ -61,7 +61,7 @@ pub fn write_report(
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(crate::sys::PRIVATE_OPEN_FLAGS)
         .open(&tmp)
         .map_err(file_err(&tmp))?;
     let json = report.to_json_pretty();

@@ -363,7 +363,7 @@ impl Drop for BlackBox {
         let len = crate::layout::file_size(self.ring_capacity);
         // SAFETY: `base` is the start of a mapping of exactly `len` bytes made by `open`, and no
         // reference into it outlives `self` because the box was never published.
-        unsafe { libc::munmap(self.base.cast(), len) };
+        unsafe { crate::sys::unmap(self.base.cast(), len) };
     }
 }
 

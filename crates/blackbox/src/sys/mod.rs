@@ -4,6 +4,8 @@
 //! thread ids come from `pthread_self`, thread names may be empty, and loaded modules are not
 //! enumerated (frames are then recorded as absolute addresses).
 
+pub(crate) mod modules;
+
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -100,6 +102,25 @@ pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
 fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Extra `open` flags for files crashguard creates: never through a symbolic link, never
+/// inherited by a child process.
+pub(crate) const PRIVATE_OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Whether `open` failed because the last path component is a symbolic link (`O_NOFOLLOW`).
+pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Unmaps a mapping made by [`map_shared`].
+///
+/// # Safety
+///
+/// `base` and `len` must describe exactly one live mapping that nothing references any more.
+pub(crate) unsafe fn unmap(base: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { libc::munmap(base.cast(), len) };
 }
 
 /// Opens (creating with mode 0600) a regular file for reading and writing, refusing symlinks.
