@@ -127,3 +127,8 @@ pub fn breadcrumb(message: &str) {
 pub fn install(config: Config) -> Result<Guard, Error> {
     install::install(config)
 }
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
