@@ -13,6 +13,7 @@ fn sample(limit: Option<Limit>, heap: Option<u64>) -> MemorySample {
         rss_bytes: Some(300 << 20),
         heap_bytes: heap,
         mem_total_bytes: Some(16 * GIB),
+        threads: Some(12),
         cgroup: limit.map(|limit| CgroupSample {
             version: CgroupVersion::V2,
             current_bytes: Some(700 << 20),

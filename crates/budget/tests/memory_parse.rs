@@ -3,8 +3,8 @@
 
 use crashguard_budget::memory::parse::{
     CgroupMount, Limit, V1_UNLIMITED_THRESHOLD, cgroup_dir, parse_keyed, parse_meminfo_total,
-    parse_mountinfo, parse_pressure, parse_proc_cgroup, parse_statm, parse_u64, parse_v1_limit,
-    parse_v2_limit,
+    parse_mountinfo, parse_pressure, parse_proc_cgroup, parse_statm, parse_status_threads,
+    parse_u64, parse_v1_limit, parse_v2_limit,
 };
 use proptest::prelude::*;
 
@@ -15,6 +15,7 @@ proptest! {
         let _ = parse_v1_limit(&s);
         let _ = parse_v2_limit(&s);
         let _ = parse_statm(&s);
+        let _ = parse_status_threads(&s);
         let _ = parse_meminfo_total(&s);
         let _ = parse_keyed("x", &s, "oom_kill");
         let _ = parse_pressure(&s);
@@ -32,6 +33,12 @@ proptest! {
         let _ = parse_pressure(&s);
         let _ = parse_proc_cgroup(&s);
         let _ = parse_mountinfo(&s);
+    }
+
+    #[test]
+    fn status_thread_counts_round_trip(n in any::<u64>(), before in "(Name:\tx\n)?(VmRSS:\t1 kB\n)?") {
+        let text = format!("{before}Threads:\t{n}\nSigQ:\t0/1\n");
+        prop_assert_eq!(parse_status_threads(&text), Ok(n));
     }
 
     #[test]

@@ -205,4 +205,5 @@ fn a_heartbeat_only_sampler_records_usage_but_no_budget() {
     let r = report.resources.expect("heartbeat written");
     assert_eq!(r.cgroup_memory_current, Some(805_306_368));
     assert_eq!(r.memory_budget, None, "no budget was configured");
+    assert_eq!(r.threads, Some(42), "the thread count rides along");
 }

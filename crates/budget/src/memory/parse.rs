@@ -143,6 +143,17 @@ pub fn parse_statm(text: &str) -> Result<Statm, ParseError> {
     })
 }
 
+/// Parses the `Threads:` line of `/proc/self/status`: the process's thread count, threads
+/// created outside crashguard included.
+pub fn parse_status_threads(text: &str) -> Result<u64, ParseError> {
+    const F: &str = "status";
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .ok_or_else(|| ParseError::new(F, "no Threads line"))?;
+    number(F, value.trim())
+}
+
 /// Parses `MemTotal` out of `/proc/meminfo`, in bytes.
 pub fn parse_meminfo_total(text: &str) -> Result<u64, ParseError> {
     const F: &str = "meminfo";

@@ -83,6 +83,8 @@ pub struct MemorySample {
     pub heap_bytes: Option<u64>,
     /// `MemTotal` from `/proc/meminfo`, read when the probe was built.
     pub mem_total_bytes: Option<u64>,
+    /// Threads in the process, from `/proc/self/status`, when readable.
+    pub threads: Option<u64>,
     /// The cgroup's figures, when the process is in a memory cgroup.
     pub cgroup: Option<CgroupSample>,
 }
@@ -92,6 +94,7 @@ pub struct MemorySample {
 pub struct MemoryProbe {
     page_size: u64,
     statm: PathBuf,
+    status: PathBuf,
     cgroup: Option<CgroupLocation>,
     files: Option<CgroupFiles>,
     mem_total: Option<u64>,
@@ -135,6 +138,7 @@ impl MemoryProbe {
         Ok(MemoryProbe {
             page_size: sys::page_size(),
             statm: root.join("proc/self/statm"),
+            status: root.join("proc/self/status"),
             cgroup,
             files,
             mem_total,
@@ -169,10 +173,16 @@ impl MemoryProbe {
             (Some(loc), Some(files)) => Some(files.sample(loc.version, &mut self.buf)?),
             _ => None,
         };
+        // The thread count rides along for the heartbeat; a missing or odd status file is no
+        // reason to lose the memory figures.
+        let threads = read_parsed(&self.status, &mut self.buf, parse::parse_status_threads)
+            .ok()
+            .flatten();
         Ok(MemorySample {
             rss_bytes,
             heap_bytes: self.heap.then(accounting::live_bytes),
             mem_total_bytes: self.mem_total,
+            threads,
             cgroup,
         })
     }

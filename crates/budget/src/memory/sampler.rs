@@ -353,6 +353,7 @@ fn write_heartbeat(sample: &MemorySample, budget: Option<u64>) {
     let current = cgroup.and_then(|c| c.current_bytes).unwrap_or(u64::MAX);
     let max = cgroup.and_then(|c| c.limit.bytes()).unwrap_or(u64::MAX);
     let oom_kill = cgroup.and_then(|c| c.oom_kill).unwrap_or(u64::MAX);
+    let threads = sample.threads;
     // The thread sampler writes the same section; when it is inside, try again shortly
     // rather than lose this sample.
     for _ in 0..3 {
@@ -363,6 +364,11 @@ fn write_heartbeat(sample: &MemorySample, budget: Option<u64>) {
             h.cgroup_memory_current = current;
             h.cgroup_memory_max = max;
             h.oom_kill_count = oom_kill;
+            // The thread sampler writes the same figure more often when a thread budget runs;
+            // both read it from the same file.
+            if let Some(t) = threads {
+                h.threads = t;
+            }
             h.memory_budget = budget.unwrap_or(u64::MAX);
             h.valid = 1;
         });
