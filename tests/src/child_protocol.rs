@@ -46,6 +46,7 @@ pub fn install_and_announce(config: crashguard::Config) -> Result<crashguard::Gu
         "stored_at": guard.previous_report_path(),
         "previous_error": guard.previous_run_error().map(|e| e.to_string()),
         "previous_saved_to": guard.previous_run_error().and_then(|e| e.saved_to.clone()),
+        "store_error": guard.previous_report_error().map(|e| chain(e)),
     });
     say(&format!("INSTALLED {installed}"));
     Ok(guard)

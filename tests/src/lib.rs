@@ -333,6 +333,8 @@ pub struct Installed {
     pub previous_error: Option<String>,
     /// Where the unreadable black box's bytes were kept.
     pub previous_saved_to: Option<PathBuf>,
+    /// Why the previous run's report could not be stored.
+    pub store_error: Option<String>,
 }
 
 impl Installed {
@@ -349,6 +351,10 @@ impl Installed {
                 .and_then(|p| p.as_str())
                 .map(str::to_owned),
             previous_saved_to: path("previous_saved_to"),
+            store_error: v
+                .get("store_error")
+                .and_then(|p| p.as_str())
+                .map(str::to_owned),
         }
     }
 }

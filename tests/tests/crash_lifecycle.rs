@@ -65,6 +65,28 @@ fn sigkill_is_reported_as_killed_without_warning() {
     );
 }
 
+#[test]
+fn a_report_that_cannot_be_stored_is_still_handed_over_with_the_reason() {
+    let dir = TempDir::new("unstorable");
+    run_child(CHILD, dir.path(), "segv", &[]).assert_killed_by(libc::SIGSEGV);
+    // Something else took the place of the reports directory.
+    std::fs::write(dir.path().join("reports"), b"not a directory").expect("write");
+
+    let second = run_child(CHILD, dir.path(), "none", &[]);
+    second.assert_exit_code(0);
+    let report = second.previous().expect("the crash is still reported");
+    assert_eq!(report.outcome, Outcome::FatalSignal, "{second}");
+    let installed = second.installed();
+    assert_eq!(installed.stored_at, None, "{second}");
+    let why = installed
+        .store_error
+        .expect("previous_report_error() is Some");
+    assert!(
+        why.contains("not a directory") && why.contains("reports"),
+        "unclear reason: {why}"
+    );
+}
+
 /// Flips bytes of the black box left by a crash, then checks that the next run starts fresh,
 /// explains what was wrong, and keeps the corrupt bytes.
 fn assert_corruption_handled(label: &str, corrupt: impl FnOnce(&mut Vec<u8>), expected: &str) {

@@ -53,6 +53,13 @@ impl Guard {
         self.inner.previous.stored_at.as_deref()
     }
 
+    /// Why the previous run's report could not be written to the report directory, if it
+    /// could not (a full disk, a `reports` entry that is not a directory). The report is still
+    /// available from [`Guard::previous_run`]; log it, because its black box has been reset.
+    pub fn previous_report_error(&self) -> Option<&crashguard_blackbox::Error> {
+        self.inner.previous.store_error.as_ref()
+    }
+
     /// Why the previous run's black box could not be read, if it could not. Its bytes were kept
     /// in the report directory, and this run started with a fresh black box.
     pub fn previous_run_error(&self) -> Option<&PreviousRunError> {

@@ -11,6 +11,8 @@ pub(crate) struct PreviousRun {
     pub(crate) report: Option<Report>,
     /// Where the report was stored, when it was abnormal enough to keep.
     pub(crate) stored_at: Option<PathBuf>,
+    /// Why an abnormal report could not be stored (it is still in `report`).
+    pub(crate) store_error: Option<crashguard_blackbox::Error>,
     /// Why the slot's contents could not be read; the file was kept for inspection.
     pub(crate) error: Option<PreviousRunError>,
 }
@@ -67,14 +69,19 @@ pub(crate) fn process(
                 let exact_first = report.outcome == Outcome::FatalSignal;
                 symbolize_same_binary(&mut report.backtrace, exact_first);
             }
-            let stored_at = if report.outcome.is_abnormal() {
-                crashguard_blackbox::write_report(report_dir, &report, retention).ok()
-            } else {
-                None
+            let stored = report
+                .outcome
+                .is_abnormal()
+                .then(|| crashguard_blackbox::write_report(report_dir, &report, retention));
+            let (stored_at, store_error) = match stored {
+                Some(Ok(path)) => (Some(path), None),
+                Some(Err(e)) => (None, Some(e)),
+                None => (None, None),
             };
             PreviousRun {
                 report: Some(report),
                 stored_at,
+                store_error,
                 error: None,
             }
         }
