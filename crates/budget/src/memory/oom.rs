@@ -12,8 +12,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Usage at or above this share of a limit counts as "near" it.
-pub const NEAR_LIMIT: f64 = 0.9;
+pub use crashguard_blackbox::verdict::{NEAR_LIMIT, OomEvidence, Verdict};
 
 /// The memory figures of the last heartbeat, `None` where unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,115 +67,30 @@ impl From<&crashguard_blackbox::Resources> for LastMemory {
     }
 }
 
-/// Why a death looks like the OOM killer's work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OomEvidence {
-    /// The cgroup's `oom_kill` counter is higher now than in the last heartbeat.
-    CounterGrew {
-        /// The counter in the last heartbeat.
-        before: u64,
-        /// The counter now.
-        after: u64,
-    },
-    /// The last heartbeat's cgroup usage was within 10% of the cgroup's limit.
-    NearCgroupLimit {
-        /// Usage.
-        used_bytes: u64,
-        /// Limit.
-        limit_bytes: u64,
-    },
-    /// The last heartbeat's usage (RSS or heap, whichever is larger) was within 10% of the
-    /// memory budget.
-    NearBudget {
-        /// Usage.
-        used_bytes: u64,
-        /// Budget.
-        budget_bytes: u64,
-    },
-}
-
-/// What most likely killed a process that left no record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Memory was short: probably the kernel's OOM killer.
-    LikelyOomKilled {
-        /// The strongest evidence found.
-        evidence: OomEvidence,
-    },
-    /// Nothing points at memory: a SIGKILL from someone, or the machine lost power.
-    KilledBySigkillOrPowerLoss,
-}
-
-impl Verdict {
-    /// One lowercase line for reports and `crashguard explain`.
-    pub fn describe(&self) -> String {
-        match self {
-            Verdict::LikelyOomKilled { evidence } => match evidence {
-                OomEvidence::CounterGrew { before, after } => {
-                    format!(
-                        "likely OOM-killed: the cgroup's oom_kill counter grew from {before} to {after}"
-                    )
-                }
-                OomEvidence::NearCgroupLimit {
-                    used_bytes,
-                    limit_bytes,
-                } => format!(
-                    "likely OOM-killed: cgroup usage was {used_bytes} bytes of a {limit_bytes}-byte limit"
-                ),
-                OomEvidence::NearBudget {
-                    used_bytes,
-                    budget_bytes,
-                } => format!(
-                    "likely OOM-killed: memory use was {used_bytes} bytes of a {budget_bytes}-byte budget"
-                ),
-            },
-            Verdict::KilledBySigkillOrPowerLoss => "killed by SIGKILL or power loss".to_owned(),
+impl LastMemory {
+    /// The same figures in the report's form.
+    fn to_resources(self) -> crashguard_blackbox::Resources {
+        crashguard_blackbox::Resources {
+            rss_bytes: self.rss_bytes,
+            heap_bytes: self.heap_bytes,
+            cgroup_memory_current: self.cgroup_current_bytes,
+            cgroup_memory_max: self.cgroup_max_bytes,
+            oom_kill_count: self.oom_kill_count,
+            memory_budget: self.memory_budget_bytes,
+            ..crashguard_blackbox::Resources::default()
         }
     }
 }
 
-fn near(used: u64, limit: u64) -> bool {
-    limit > 0 && used as f64 >= limit as f64 * NEAR_LIMIT
-}
-
-/// Weighs the last heartbeat of a process that died without a record.
+/// Weighs the last heartbeat of a process that died without a record; see
+/// [`crashguard_blackbox::verdict::assess`], which this forwards to so that the CLI reading a
+/// raw black box and the next run reach the same verdict.
 ///
 /// `current_oom_kill` is the `oom_kill` counter of the same cgroup read now. It only counts as
 /// evidence when it is higher than the heartbeat's: a restarted container gets a fresh cgroup
 /// whose counter starts again at 0, and a lower value says nothing.
 pub fn oom_verdict(last: &LastMemory, current_oom_kill: Option<u64>) -> Verdict {
-    if let (Some(before), Some(after)) = (last.oom_kill_count, current_oom_kill)
-        && after > before
-    {
-        return Verdict::LikelyOomKilled {
-            evidence: OomEvidence::CounterGrew { before, after },
-        };
-    }
-    if let (Some(used), Some(limit)) = (last.cgroup_current_bytes, last.cgroup_max_bytes)
-        && near(used, limit)
-    {
-        return Verdict::LikelyOomKilled {
-            evidence: OomEvidence::NearCgroupLimit {
-                used_bytes: used,
-                limit_bytes: limit,
-            },
-        };
-    }
-    // The budget was measured on the heap when the counting allocator was installed, else on
-    // RSS; comparing the larger of the two would make any process with a large RSS baseline
-    // (code, stacks, caches) look OOM-killed against a heap budget.
-    let used = last.heap_bytes.or(last.rss_bytes).unwrap_or(0);
-    if let Some(budget) = last.memory_budget_bytes
-        && near(used, budget)
-    {
-        return Verdict::LikelyOomKilled {
-            evidence: OomEvidence::NearBudget {
-                used_bytes: used,
-                budget_bytes: budget,
-            },
-        };
-    }
-    Verdict::KilledBySigkillOrPowerLoss
+    crashguard_blackbox::verdict::assess(&last.to_resources(), current_oom_kill)
 }
 
 /// A value for `/proc/self/oom_score_adj`: -1000 (never kill) to 1000 (kill first).
