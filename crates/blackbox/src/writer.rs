@@ -16,6 +16,13 @@ use crate::layout::{
 /// a signal handler on another thread may be reading it at any moment.
 static ACTIVE: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Runs in a child process right after `fork`.
+///
+/// Async-signal-safe.
+extern "C" fn disarm_in_fork_child() {
+    ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
+}
+
 /// The black box armed in this process, if any.
 ///
 /// Async-signal-safe.
@@ -77,7 +84,12 @@ impl BlackBox {
 
     /// Makes this black box the process's active one and returns the `'static` reference that
     /// signal handlers and the allocator use. Fails (returning the box) if one is armed already.
+    ///
+    /// A child made by `fork` (without `exec`) shares the mapping but is another process: its
+    /// crash must not be recorded as this one's end. A fork handler therefore disarms the box
+    /// in every child.
     pub fn arm(self) -> Result<&'static BlackBox, BlackBox> {
+        crate::sys::on_fork_child(disarm_in_fork_child);
         let leaked: &'static mut BlackBox = Box::leak(Box::new(self));
         let p: *mut BlackBox = leaked;
         match ACTIVE.compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)

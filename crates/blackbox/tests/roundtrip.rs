@@ -5,6 +5,12 @@ use crashguard_blackbox::{DecodeError, Options, Outcome, decode, open};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
+/// Tests that arm a box take turns: a process has one active box.
+fn arming() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -168,6 +174,7 @@ fn truncation_is_a_clear_error() {
 
 #[test]
 fn a_disarmed_box_frees_its_slot() {
+    let _turn = arming();
     let dir = tempdir("rearm");
     let opts = Options {
         app: "rearm".into(),
@@ -183,5 +190,47 @@ fn a_disarmed_box_frees_its_slot() {
         assert_eq!(bb.slot(), 0);
         bb.disarm();
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_forked_child_is_disarmed() {
+    let _turn = arming();
+    let dir = tempdir("fork");
+    let opts = Options {
+        app: "fork".into(),
+        ring_capacity: 64,
+    };
+    let bb = open(&dir, &opts)
+        .expect("open")
+        .blackbox
+        .arm()
+        .expect("nothing armed");
+    // SAFETY: the child only reads an atomic and calls _exit, both async-signal-safe, which is
+    // all a child of a multi-threaded process may do.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = if crashguard_blackbox::active().is_none() {
+            0
+        } else {
+            1
+        };
+        // SAFETY: _exit never returns and runs no destructors, as a forked child should.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child still armed: {status}"
+    );
+    assert!(
+        crashguard_blackbox::active().is_some(),
+        "the parent stays armed"
+    );
+    bb.disarm();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -205,3 +205,15 @@ pub(crate) fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
 pub(crate) fn reserve(_fd: &OwnedFd, _len: u64) -> io::Result<()> {
     Ok(())
 }
+
+/// Registers `child` to run in every child process right after `fork`, once per process
+/// however often it is called.
+pub(crate) fn on_fork_child(child: extern "C" fn()) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: pthread_atfork only stores the function pointer; `child` is a plain
+        // `extern "C" fn` that stays valid for the life of the process. A failure (ENOMEM)
+        // leaves forked children armed, which only matters if one of them crashes.
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    });
+}
