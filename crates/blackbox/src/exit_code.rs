@@ -49,6 +49,8 @@ impl ExitCode {
     ];
 
     /// The numeric exit status.
+    ///
+    /// Async-signal-safe.
     pub const fn code(self) -> u8 {
         self as u8
     }

@@ -4,6 +4,8 @@
 //! than taken from libc so that a report from one machine reads the same on another.
 
 /// The conventional name of signal `n` (`"SIGSEGV"`), if it has one.
+///
+/// Async-signal-safe.
 pub fn signal_name(n: u32) -> Option<&'static str> {
     Some(match n {
         1 => "SIGHUP",
@@ -42,6 +44,8 @@ pub fn signal_name(n: u32) -> Option<&'static str> {
 }
 
 /// The name of `si_code` value `code` for signal `signo` (`"SEGV_MAPERR"`), if known.
+///
+/// Async-signal-safe.
 pub fn code_name(signo: u32, code: i32) -> Option<&'static str> {
     // Codes that mean "sent by someone" apply to every signal.
     let generic = match code {
@@ -98,6 +102,8 @@ pub fn code_name(signo: u32, code: i32) -> Option<&'static str> {
 }
 
 /// Whether `si_code` says the signal was sent by a process (so `si_pid`/`si_uid` are meaningful).
+///
+/// Async-signal-safe.
 pub fn code_is_sent(code: i32) -> bool {
     code <= 0
 }

@@ -136,6 +136,7 @@ impl BlackBox {
         self.ring_capacity
     }
 
+    /// Async-signal-safe.
     fn atomic_u32(&self, field: *mut u32) -> &AtomicU32 {
         // SAFETY: `field` points into the live, suitably aligned mapping (all u32 fields of the
         // repr(C) record are 4-aligned and the mapping is page-aligned); every concurrent access
@@ -167,9 +168,12 @@ impl BlackBox {
             (*entry).tid = assafe::gettid();
             (*entry).len = assafe::copy_bytes(&mut (*entry).text, msg.as_bytes());
         }
-        seq.store(2 * n + 2, Ordering::Release);
+        // A writer that was preempted for a whole lap of the ring must not mark the newer
+        // writer's half-written entry as complete: only our own odd value may become even.
+        let _ = seq.compare_exchange(2 * n + 1, 2 * n + 2, Ordering::Release, Ordering::Relaxed);
     }
 
+    /// Async-signal-safe.
     fn seq_write<T>(&self, seq: *mut u32, body: *mut T, f: impl FnOnce(&mut T)) -> bool {
         let seq = self.atomic_u32(seq);
         let cur = seq.load(Ordering::Relaxed);
@@ -185,6 +189,8 @@ impl BlackBox {
         {
             return false;
         }
+        // Order the odd value before the body's stores, as a reader checks it first.
+        std::sync::atomic::fence(Ordering::Release);
         // SAFETY: the odd sequence value makes us the only writer of `body`, which lives in the
         // mapping for the life of the process.
         f(unsafe { &mut *body });

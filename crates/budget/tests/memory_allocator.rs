@@ -207,7 +207,8 @@ fn on_soft() {
 fn the_soft_callback_fires_once_per_crossing() {
     let _g = serial();
     SOFT_CALLS.store(0, Ordering::Relaxed);
-    set_soft_callback(Some(on_soft));
+    // SAFETY: `on_soft` only increments an atomic counter.
+    unsafe { set_soft_callback(Some(on_soft)) };
     set_soft_limit(Some(live_bytes() + 32 * MIB));
     let a = vec![1u8; (40 * MIB) as usize];
     let b = vec![1u8; (4 * MIB) as usize];
@@ -217,7 +218,8 @@ fn the_soft_callback_fires_once_per_crossing() {
     let c = vec![1u8; (40 * MIB) as usize];
     let after_second = SOFT_CALLS.load(Ordering::Relaxed);
     set_soft_limit(None);
-    set_soft_callback(None);
+    // SAFETY: removing the callback runs nothing.
+    unsafe { set_soft_callback(None) };
     drop(c);
     assert_eq!((after_first, after_second), (1, 2));
 }

@@ -78,7 +78,9 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
     // be handled; threads spawned through `crashguard::thread` get one at start.
     crashguard_signals::altstack::prepare_current().map_err(Error::Signals)?;
     crashguard_budget::thread::set_thread_start_hook(crate::thread::on_thread_start);
-    crashguard_signals::set_end_enricher(crate::budgets::enrich_end);
+    // SAFETY: `enrich_end` is the async-signal-safe census (open/getdents64/openat/read/close
+    // into the record, stack buffers of about 1 KiB), written for the handler path.
+    unsafe { crashguard_signals::set_end_enricher(crate::budgets::enrich_end) };
 
     let termlog = crate::termlog::TermLog::open(&config.termination_log)?;
     if let Some(fd) = termlog.as_ref().map(crate::termlog::TermLog::raw_fd) {

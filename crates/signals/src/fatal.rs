@@ -265,11 +265,16 @@ fn warm_up() {
 }
 
 /// Registers a function the handler calls with the `end` section just before committing it
-/// (the facade uses it to add the thread census). It runs inside the signal handler, on a
-/// small alternate stack: it must be async-signal-safe and must not use much stack.
+/// (the facade uses it to add the thread census).
 ///
 /// Async-signal-safe.
-pub fn set_end_enricher(f: fn(&mut End)) {
+///
+/// # Safety
+///
+/// `f` runs inside the signal handler, on a small alternate stack, at any point of any thread:
+/// it must be async-signal-safe (no allocation, locks, panics or lazy thread-locals) and use
+/// little stack (a few hundred bytes).
+pub unsafe fn set_end_enricher(f: fn(&mut End)) {
     ENRICHER.store(f as usize, Ordering::Release);
 }
 

@@ -111,14 +111,15 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     let tid = sys::gettid();
     match CRASH_TID.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
-        Err(owner) if owner == tid => return reentered(signo, code, tid),
+        Err(owner) if owner == tid => return reentered(signo, tid),
         Err(_) => {
             wait_for_first_crash();
-            return die_by_default(signo, code, tid);
+            return die_by_default(signo, tid);
         }
     }
-    watchdog::arm();
+    // The phase first: a fault from here on is a fault inside the handler.
     PHASE.store(PHASE_RECORDING, Ordering::Release);
+    watchdog::arm();
 
     // SAFETY: forwarded from the kernel.
     let crash = unsafe { Crash::capture(signo, code, info, uc, tid) };
@@ -147,7 +148,7 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     }
     // SAFETY: forwarded from the kernel.
     unsafe { chain(signo, info, uc) };
-    die_by_default(signo, code, tid);
+    die_by_default(signo, tid);
 }
 
 impl Crash {
@@ -196,18 +197,21 @@ impl Crash {
     }
 }
 
-/// Whether this SIGABRT follows an allocation failure on the same thread.
+/// Whether this SIGABRT follows a recent allocation failure. Any thread's counts: when several
+/// threads are refused near the limit, the record holds the latest refusal, which need not be
+/// the aborting thread's. The read is retried while another refusal is being written.
 ///
 /// Async-signal-safe.
 fn is_memory_budget_abort(bb: &BlackBox, crash: &Crash) -> bool {
     if crash.signo != libc::SIGABRT {
         return false;
     }
-    let Some(failure) = bb.alloc_failure() else {
+    let failure = (0..8).find_map(|_| bb.alloc_failure());
+    let Some(failure) = failure else {
         return false;
     };
     let now = sys::realtime_ns();
-    failure.tid == crash.tid && now.saturating_sub(failure.at_ns) <= ALLOC_FAILURE_WINDOW_NS
+    now.saturating_sub(failure.at_ns) <= ALLOC_FAILURE_WINDOW_NS
 }
 
 /// Fills and commits the `end` section, unless someone else (a shutdown, a panic exit) already
@@ -395,7 +399,7 @@ unsafe fn chain(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
 /// A fatal signal arrived on the thread that is already handling one.
 ///
 /// Async-signal-safe.
-fn reentered(signo: c_int, code: i32, tid: u32) {
+fn reentered(signo: c_int, tid: u32) {
     match PHASE.load(Ordering::Acquire) {
         PHASE_TERMINATING => {
             // The record is committed; this comes from the handler we chained to (std's
@@ -404,7 +408,7 @@ fn reentered(signo: c_int, code: i32, tid: u32) {
             if let Some(bb) = crashguard_blackbox::active() {
                 bb.amend_exit_code(128 + signo as u32);
             }
-            return die_by_default(signo, code, tid);
+            return die_by_default(signo, tid);
         }
         PHASE_RECORDING => {
             PHASE.store(PHASE_FAILING, Ordering::Release);
@@ -431,19 +435,17 @@ fn wait_for_first_crash() {
     }
 }
 
-/// Restores the default action and makes the signal happen again: a hardware fault re-occurs
-/// when the handler returns (the faulting instruction runs again); anything else (`abort`,
-/// `kill`, a breakpoint trap, whose instruction does not re-run) is re-sent to this thread and
-/// delivered as soon as the handler returns, if not before.
+/// Restores the default action and sends the signal to this thread again, so the process dies
+/// of it (with a core dump where enabled) as soon as the kernel delivers it.
 ///
 /// Async-signal-safe.
-fn die_by_default(signo: c_int, code: i32, tid: u32) {
+fn die_by_default(signo: c_int, tid: u32) {
     sys::set_default(signo);
-    let refaults = matches!(
-        signo,
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
-    ) && code > 0;
-    if !refaults && !sys::kill_thread(tid, signo) {
+    // Re-sent even for hardware faults, which would usually repeat on return: some do not
+    // (an action-optional machine check, a signal sent with a forged code), and a process
+    // whose record says it died must not carry on. With SA_NODEFER the signal is not blocked
+    // here, so it takes the default action as soon as the kernel delivers it.
+    if !sys::kill_thread(tid, signo) {
         sys::exit_now(128 + signo);
     }
 }
@@ -456,7 +458,8 @@ fn record_handler_failure(signo: c_int) {
     let Some(bb) = crashguard_blackbox::active() else {
         return;
     };
-    let Some(mut writer) = bb.reclaim_end() else {
+    // The fault may have come before the handler claimed the record.
+    let Some(mut writer) = bb.reclaim_end().or_else(|| bb.claim_end()) else {
         return;
     };
     let mut line = LineBuf::<{ layout::DETAIL_LEN }>::new();

@@ -394,12 +394,14 @@ pub fn soft_limit() -> Option<u64> {
 
 /// Registers the function called when the soft limit is crossed, or removes it.
 ///
+/// Async-signal-safe.
+///
+/// # Safety
+///
 /// The callback runs *inside the allocator*, on whichever thread's allocation crossed the
 /// threshold, so it must not allocate, lock or panic: set an atomic flag, write to a pipe or an
 /// eventfd, and let another thread do the work.
-///
-/// Async-signal-safe.
-pub fn set_soft_callback(callback: Option<fn()>) {
+pub unsafe fn set_soft_callback(callback: Option<fn()>) {
     SOFT_CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
 }
 

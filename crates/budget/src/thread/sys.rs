@@ -117,6 +117,7 @@ mod imp {
         result
     }
 
+    /// Async-signal-safe.
     fn walk(
         fd: i32,
         dents: &mut [u8],
@@ -167,6 +168,8 @@ mod imp {
     }
 
     /// Reads `<dirfd>/<tid>/comm` into `out`; `None` when the task is gone.
+    ///
+    /// Async-signal-safe.
     fn read_comm(dirfd: i32, tid: &[u8], out: &mut [u8; 32]) -> Option<usize> {
         const SUFFIX: &[u8] = b"/comm\0";
         let mut path = [0u8; 40];

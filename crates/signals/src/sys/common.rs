@@ -130,6 +130,8 @@ pub(crate) fn handler_address(action: &libc::sigaction) -> usize {
 }
 
 /// Whether a sigaction's handler takes three arguments.
+///
+/// Async-signal-safe.
 pub(crate) fn takes_siginfo(flags: usize) -> bool {
     flags & (libc::SA_SIGINFO as usize) != 0
 }

@@ -124,6 +124,7 @@ pub(crate) unsafe fn context_pc_sp(uc: *mut c_void) -> (usize, usize) {
     arch_pc_sp(uc)
 }
 
+/// Async-signal-safe.
 #[cfg(target_arch = "x86_64")]
 fn arch_pc_sp(uc: &libc::ucontext_t) -> (usize, usize) {
     let regs = &uc.uc_mcontext.gregs;
@@ -132,11 +133,13 @@ fn arch_pc_sp(uc: &libc::ucontext_t) -> (usize, usize) {
     (pc as usize, sp as usize)
 }
 
+/// Async-signal-safe.
 #[cfg(target_arch = "aarch64")]
 fn arch_pc_sp(uc: &libc::ucontext_t) -> (usize, usize) {
     (uc.uc_mcontext.pc as usize, uc.uc_mcontext.sp as usize)
 }
 
+/// Async-signal-safe.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn arch_pc_sp(_uc: &libc::ucontext_t) -> (usize, usize) {
     (0, 0)

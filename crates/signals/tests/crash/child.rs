@@ -210,12 +210,14 @@ pub(crate) fn run(name: &str) {
         }
         "handler_fault" => {
             setup(FatalConfig::new());
-            crashguard_signals::set_end_enricher(null_write_enricher);
+            // SAFETY: it faults on purpose, to test the handler's own failure path; it does nothing else.
+            unsafe { crashguard_signals::set_end_enricher(null_write_enricher) };
             scenario_null_write();
         }
         "handler_hang" => {
             setup(FatalConfig::new().watchdog_timeout(Duration::from_millis(200)));
-            crashguard_signals::set_end_enricher(hanging_enricher);
+            // SAFETY: it hangs on purpose, to test the watchdog; it makes no other call.
+            unsafe { crashguard_signals::set_end_enricher(hanging_enricher) };
             scenario_null_write();
         }
         "memory_budget" => {
@@ -252,7 +254,8 @@ pub(crate) fn run(name: &str) {
         }
         "second_crash" => {
             setup(FatalConfig::new());
-            crashguard_signals::set_end_enricher(second_crash_enricher);
+            // SAFETY: it only waits (bounded) for another thread to crash, using async-signal-safe calls.
+            unsafe { crashguard_signals::set_end_enricher(second_crash_enricher) };
             let second = std::thread::Builder::new()
                 .name("second".into())
                 .spawn(|| {
