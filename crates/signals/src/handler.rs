@@ -272,9 +272,11 @@ fn capture_frames(
 ) -> u32 {
     let mut n = 0usize;
     // SAFETY: trace_unsynchronized is unsafe only because it does not take backtrace's global
-    // lock; this thread is the only one unwinding on the crash path (CRASH_TID), and the
-    // unwinder was warmed up at install so it does not take the loader lock for the first time
-    // here. The closure only stores integers.
+    // lock; this thread is the only one unwinding on the crash path (CRASH_TID). The unwinder
+    // was warmed up at install, and with glibc >= 2.35 its table lookup takes no lock; on older
+    // glibc it takes the loader lock on every lookup, and a crash inside `dlopen` (or during a
+    // panic's unwind) could deadlock here, which the watchdog bounds (exit 84). The closure
+    // only stores integers.
     unsafe {
         backtrace::trace_unsynchronized(|frame| match scratch.get_mut(n) {
             Some(slot) => {
