@@ -334,7 +334,24 @@ impl BlackBox {
     ///
     /// Async-signal-safe.
     pub fn amend_exit_code(&self, exit_code: u32) -> bool {
-        if self.state() != STATE_ENDED || self.claimant() != assafe::gettid().max(1) {
+        if self.claimant() != assafe::gettid().max(1) {
+            return false;
+        }
+        self.overwrite_exit_code(exit_code)
+    }
+
+    /// Corrects the exit status of a committed `end` section whoever holds the claim: for the
+    /// watchdog, which ends a process whose handler committed its record and then hung (in a
+    /// chained handler, or writing to a blocked stderr) with the handler-failure code.
+    ///
+    /// Async-signal-safe.
+    pub fn amend_exit_code_as_watchdog(&self, exit_code: u32) -> bool {
+        self.overwrite_exit_code(exit_code)
+    }
+
+    /// Async-signal-safe.
+    fn overwrite_exit_code(&self, exit_code: u32) -> bool {
+        if self.state() != STATE_ENDED {
             return false;
         }
         let mut w = EndWriter { bb: self };

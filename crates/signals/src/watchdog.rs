@@ -73,17 +73,24 @@ fn run(mut alarm: sys::Alarm) {
         2,
         b"crashguard: the crash handler did not finish in time; exiting with code 84\n",
     );
-    // The crashing thread is stuck; take the record over so the next run learns why.
-    if let Some(mut writer) = crashguard_blackbox::active().and_then(|bb| bb.take_over_end()) {
-        let end = writer.end();
-        end.detail_len = crashguard_blackbox::assafe::copy_bytes(
-            &mut end.detail,
-            b"the crash handler did not finish in time (watchdog)",
-        );
-        writer.commit(
-            crashguard_blackbox::layout::OUTCOME_HANDLER_FAILURE,
-            u32::from(crashguard_blackbox::ExitCode::HandlerFailure.code()),
-        );
+    let code = u32::from(crashguard_blackbox::ExitCode::HandlerFailure.code());
+    if let Some(bb) = crashguard_blackbox::active() {
+        // The crashing thread is stuck; take the record over so the next run learns why. If
+        // it had already committed (and hung afterwards), keep its record but make the exit
+        // status it gives the one the process really ends with.
+        match bb.take_over_end() {
+            Some(mut writer) => {
+                let end = writer.end();
+                end.detail_len = crashguard_blackbox::assafe::copy_bytes(
+                    &mut end.detail,
+                    b"the crash handler did not finish in time (watchdog)",
+                );
+                writer.commit(crashguard_blackbox::layout::OUTCOME_HANDLER_FAILURE, code);
+            }
+            None => {
+                bb.amend_exit_code_as_watchdog(code);
+            }
+        }
     }
     sys::exit_now(i32::from(
         crashguard_blackbox::ExitCode::HandlerFailure.code(),

@@ -393,6 +393,15 @@ const CASES: &[(&str, Check)] = &[
         })?;
         handler_failure_record(run, "fault inside the crash handler")
     }),
+    ("chained_hang", |run| {
+        // Recorded and committed, then stuck in the chained handler: the watchdog ends the
+        // process with 84 and the record says so, keeping what the handler recorded.
+        exited_with(run, 84)?;
+        let r = fatal_record(run, "SIGSEGV", "SEGV_MAPERR", 84)?;
+        ensure(r.outcome == Outcome::FatalSignal, || {
+            format!("outcome {:?}", r.outcome)
+        })
+    }),
     ("handler_hang", |run| {
         exited_with(run, 84)?;
         ensure(run.stderr.contains("did not finish in time"), || {

@@ -82,6 +82,24 @@ fn hanging_enricher(_: &mut End) {
     }
 }
 
+extern "C" fn hanging_handler(_: libc::c_int) {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// Installs a SIGSEGV handler that spins forever, before crashguard's (which chains to it).
+fn install_hanging_previous_handler() {
+    // SAFETY: a zeroed sigaction is a valid starting value; the handler is a plain
+    // `extern "C" fn(c_int)` and SA_SIGINFO is not set, matching that signature.
+    unsafe {
+        let mut action: libc::sigaction = core::mem::zeroed();
+        action.sa_sigaction = hanging_handler as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &action, core::ptr::null_mut());
+    }
+}
+
 static SECOND_ABOUT_TO_CRASH: AtomicBool = AtomicBool::new(false);
 static FIRST_CRASHED: AtomicBool = AtomicBool::new(false);
 
@@ -218,6 +236,13 @@ pub(crate) fn run(name: &str) {
             setup(FatalConfig::new().watchdog_timeout(Duration::from_millis(200)));
             // SAFETY: it hangs on purpose, to test the watchdog; it makes no other call.
             unsafe { crashguard_signals::set_end_enricher(hanging_enricher) };
+            scenario_null_write();
+        }
+        "chained_hang" => {
+            // A previous handler that never returns: crashguard records, chains to it, and the
+            // watchdog has to end the process after the record was committed.
+            install_hanging_previous_handler();
+            setup(FatalConfig::new().watchdog_timeout(Duration::from_millis(200)));
             scenario_null_write();
         }
         "memory_budget" => {
