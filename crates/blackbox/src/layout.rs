@@ -424,3 +424,9 @@ const _: () = assert!(size_of::<Header>() == 48);
 const _: () = assert!(size_of::<Breadcrumb>() == 128);
 const _: () = assert!(size_of::<Record>().is_multiple_of(8));
 const _: () = assert!(file_size(DEFAULT_RING_CAPACITY) <= 256 * 1024);
+// The sequence-locked sections start with their sequence word: the writer copies everything
+// after it and leaves the word itself to atomic operations.
+const _: () = assert!(std::mem::offset_of!(Heartbeat, seq) == 0);
+const _: () = assert!(std::mem::offset_of!(PanicRecord, seq) == 0);
+const _: () = assert!(std::mem::offset_of!(ShutdownRecord, seq) == 0);
+const _: () = assert!(std::mem::offset_of!(AllocFailure, seq) == 0);

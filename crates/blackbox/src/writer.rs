@@ -173,8 +173,13 @@ impl BlackBox {
         let _ = seq.compare_exchange(2 * n + 1, 2 * n + 2, Ordering::Release, Ordering::Relaxed);
     }
 
+    /// Runs `f` on a copy of a sequence-locked section and writes back every byte but the
+    /// leading sequence word: that word only ever changes atomically, and no `&mut` to it
+    /// exists while other threads may read it. `seq` must be the section's first field (the
+    /// layout asserts it).
+    ///
     /// Async-signal-safe.
-    fn seq_write<T>(&self, seq: *mut u32, body: *mut T, f: impl FnOnce(&mut T)) -> bool {
+    fn seq_write<T: Copy>(&self, seq: *mut u32, body: *mut T, f: impl FnOnce(&mut T)) -> bool {
         let seq = self.atomic_u32(seq);
         let cur = seq.load(Ordering::Relaxed);
         if cur & 1 == 1
@@ -192,8 +197,20 @@ impl BlackBox {
         // Order the odd value before the body's stores, as a reader checks it first.
         std::sync::atomic::fence(Ordering::Release);
         // SAFETY: the odd sequence value makes us the only writer of `body`, which lives in the
-        // mapping for the life of the process.
-        f(unsafe { &mut *body });
+        // mapping for the life of the process; other threads only read it. Every field is an
+        // integer or a byte array, so the copy is a valid `T`.
+        let mut copy = unsafe { std::ptr::read_volatile(body) };
+        f(&mut copy);
+        let skip = size_of::<u32>();
+        // SAFETY: both regions are `size_of::<T>()` bytes long and do not overlap (one is on the
+        // stack, one in the mapping); the leading sequence word is left to the atomics.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&raw const copy).cast::<u8>().add(skip),
+                body.cast::<u8>().add(skip),
+                size_of::<T>() - skip,
+            );
+        }
         seq.store(cur.wrapping_add(2), Ordering::Release);
         true
     }
@@ -277,16 +294,6 @@ impl BlackBox {
         std::sync::atomic::fence(Ordering::Acquire);
         (before & 1 == 0 && seq.load(Ordering::Relaxed) == before && copy.valid != 0)
             .then_some(copy)
-    }
-
-    /// Whether the panic section holds a panic.
-    ///
-    /// Async-signal-safe.
-    pub fn has_panic(&self) -> bool {
-        let b = self.base;
-        // SAFETY: a single aligned u32 read from the mapping.
-        let valid = self.atomic_u32(unsafe { &raw mut (*b).panic.valid });
-        valid.load(Ordering::Acquire) != 0
     }
 
     /// Claims the right to write the `end` section. The first caller wins; later callers get
