@@ -19,6 +19,7 @@
 //! they leave the thread's own stack usable.
 
 use core::cell::Cell;
+use crashguard_blackbox::assafe;
 
 use crate::{Error, stacks, sys};
 
@@ -106,7 +107,7 @@ std::thread_local! {
 /// .unwrap();
 /// ```
 pub fn prepare_current() -> Result<(), Error> {
-    let tid = sys::gettid();
+    let tid = assafe::gettid();
     let is_main = tid == sys::getpid();
     let required = required_size();
     let (base, size, enabled, on_it) = sys::altstack_query().map_err(Error::AltStack)?;

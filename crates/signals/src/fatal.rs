@@ -2,6 +2,7 @@
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
+use crashguard_blackbox::assafe;
 use std::io;
 use std::time::Duration;
 
@@ -261,7 +262,7 @@ fn warm_up() {
         });
     }
     let mut name = [0u8; 16];
-    let _ = sys::thread_name(&mut name);
+    let _ = assafe::current_thread_name(&mut name);
 }
 
 /// Registers a function the handler calls with the `end` section just before committing it

@@ -10,7 +10,7 @@ use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crashguard_blackbox::assafe::LineBuf;
+use crashguard_blackbox::assafe::{self, LineBuf};
 use crashguard_blackbox::layout::{self, End};
 use crashguard_blackbox::{BlackBox, ExitCode};
 
@@ -108,7 +108,7 @@ pub(crate) unsafe extern "C" fn on_fatal_signal(
 unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo (checked for null anyway).
     let code = unsafe { info.as_ref() }.map_or(0, |i| i.si_code);
-    let tid = sys::gettid();
+    let tid = assafe::gettid();
     match CRASH_TID.compare_exchange(0, tid, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
         Err(owner) if owner == tid => return reentered(signo, tid),
@@ -175,7 +175,7 @@ impl Crash {
         let (pc, sp) = unsafe { sys::context_pc_sp(uc) };
         let fault_address = if sent { 0 } else { addr as u64 };
         let mut name = [0u8; 16];
-        let name_len = sys::thread_name(&mut name);
+        let name_len = assafe::current_thread_name(&mut name);
         Crash {
             signo,
             code,
@@ -210,7 +210,7 @@ fn is_memory_budget_abort(bb: &BlackBox, crash: &Crash) -> bool {
     let Some(failure) = failure else {
         return false;
     };
-    let now = sys::realtime_ns();
+    let now = assafe::now_realtime_ns();
     now.saturating_sub(failure.at_ns) <= ALLOC_FAILURE_WINDOW_NS
 }
 
@@ -352,11 +352,11 @@ fn summarize<const N: usize>(crash: &Crash, memory_budget: bool, line: &mut Line
 /// Async-signal-safe.
 fn emit_summary(line: &[u8]) {
     if SUMMARY_STDERR.load(Ordering::Relaxed) {
-        sys::write_all(2, line);
+        assafe::write_fd(2, line);
     }
     let fd = TERMINATION_LOG_FD.load(Ordering::Acquire);
     if fd >= 0 {
-        sys::write_all(fd, line);
+        assafe::write_fd(fd, line);
     }
 }
 
@@ -419,7 +419,7 @@ fn reentered(signo: c_int, tid: u32) {
         // A fault while recording the failure itself: nothing more can be written safely.
         _ => {}
     }
-    sys::write_all(
+    assafe::write_fd(
         2,
         b"crashguard: fatal signal inside the crash handler; exiting with code 84\n",
     );
@@ -431,8 +431,8 @@ fn reentered(signo: c_int, tid: u32) {
 /// Async-signal-safe.
 fn wait_for_first_crash() {
     let budget = SECOND_WAIT_NS.load(Ordering::Relaxed);
-    let start = sys::monotonic_ns();
-    while sys::monotonic_ns().saturating_sub(start) < budget {
+    let start = assafe::now_monotonic_ns();
+    while assafe::now_monotonic_ns().saturating_sub(start) < budget {
         sys::sleep_ns(1_000_000);
     }
 }

@@ -6,6 +6,7 @@
 //! to the stack-pointer heuristic in [`is_stack_overflow`].
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use crashguard_blackbox::assafe;
 
 use crate::sys;
 
@@ -41,7 +42,7 @@ pub(crate) fn register_current() -> bool {
     let Some((low, high, guard)) = sys::current_stack_bounds() else {
         return false;
     };
-    register(sys::gettid(), low, high, guard)
+    register(assafe::gettid(), low, high, guard)
 }
 
 fn register(tid: u32, low: usize, high: usize, guard: usize) -> bool {
@@ -145,11 +146,11 @@ mod tests {
         assert!(register_current());
         let local = 5u8;
         let addr = &local as *const u8 as usize;
-        let (low, high, _) = lookup(sys::gettid()).expect("registered");
+        let (low, high, _) = lookup(assafe::gettid()).expect("registered");
         assert!(
             low < addr && addr < high,
             "{low:#x} < {addr:#x} < {high:#x}"
         );
-        unregister(sys::gettid());
+        unregister(assafe::gettid());
     }
 }

@@ -9,6 +9,7 @@
 //! takes no signal away from the application.
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use crashguard_blackbox::assafe;
 use std::io;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -69,7 +70,7 @@ fn run(mut alarm: sys::Alarm) {
     if !alarm.wait() || QUIT.load(Ordering::Acquire) {
         return;
     }
-    sys::write_all(
+    assafe::write_fd(
         2,
         b"crashguard: the crash handler did not finish in time; exiting with code 84\n",
     );

@@ -4,36 +4,6 @@ use core::ffi::{c_int, c_void};
 use core::{mem, ptr};
 use std::io;
 
-/// Nanoseconds of `CLOCK_MONOTONIC`, or 0 if the clock cannot be read.
-///
-/// Async-signal-safe.
-pub(crate) fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
-}
-
-/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`), or 0 if the clock cannot be read.
-///
-/// Async-signal-safe.
-pub(crate) fn realtime_ns() -> u64 {
-    clock_ns(libc::CLOCK_REALTIME)
-}
-
-/// Async-signal-safe.
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; clock_gettime is on the signal-safety(7) list.
-    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
-
 /// Sleeps for about `ns` nanoseconds; an interruption by a signal ends the sleep early.
 ///
 /// Async-signal-safe.
@@ -44,24 +14,6 @@ pub(crate) fn sleep_ns(ns: u64) {
     };
     // SAFETY: `ts` is valid; a null remainder pointer is allowed; nanosleep is on the list.
     unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
-}
-
-/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes; gives up on any other
-/// error, since there is nobody to report it to.
-///
-/// Async-signal-safe.
-pub(crate) fn write_all(fd: c_int, mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: the pointer and length describe `bytes`; write is on the list.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast::<c_void>(), bytes.len()) };
-        if n > 0 {
-            bytes = bytes.get(n as usize..).unwrap_or(&[]);
-        } else if n < 0 && super::errno() == libc::EINTR {
-            continue;
-        } else {
-            return;
-        }
-    }
 }
 
 /// Ends the process at once with `code`, without running destructors or `atexit` handlers.

@@ -26,14 +26,6 @@ pub(crate) fn set_errno(value: i32) {
     unsafe { *libc::__errno_location() = value };
 }
 
-/// The kernel thread id of the calling thread.
-///
-/// Async-signal-safe.
-pub(crate) fn gettid() -> u32 {
-    // SAFETY: the gettid system call has no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
-}
-
 /// The process id.
 ///
 /// Async-signal-safe.
@@ -49,27 +41,6 @@ pub(crate) fn kill_thread(tid: u32, signo: c_int) -> bool {
     // SAFETY: a raw tgkill system call with plain integer arguments.
     let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::pid_t, signo) };
     rc == 0
-}
-
-/// Copies the calling thread's name (at most 15 bytes) into `buf`; returns its length.
-///
-/// Async-signal-safe.
-pub(crate) fn thread_name(buf: &mut [u8; 16]) -> usize {
-    *buf = [0; 16];
-    // SAFETY: PR_GET_NAME writes at most 16 bytes (NUL included) into the buffer.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_GET_NAME,
-            buf.as_mut_ptr() as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if rc != 0 {
-        return 0;
-    }
-    buf.iter().position(|&b| b == 0).unwrap_or(15).min(15)
 }
 
 /// The smallest alternate stack the kernel and libc accept for this CPU:

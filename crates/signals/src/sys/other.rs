@@ -1,7 +1,6 @@
 //! Unixes other than Linux: reduced features (see the parent module's documentation).
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// `mmap` flag marking an alternate signal stack as a stack mapping (none here).
 pub(crate) const MAP_STACK_FLAG: c_int = 0;
@@ -23,28 +22,6 @@ pub(crate) fn errno() -> i32 {
 /// Async-signal-safe.
 pub(crate) fn set_errno(_value: i32) {}
 
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-
-std::thread_local! {
-    // Const-initialised, no destructor: reading it never allocates or registers anything.
-    static THREAD_ID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
-}
-
-/// A process-local id of the calling thread (there is no portable kernel thread id).
-///
-/// Async-signal-safe once the thread has called it outside a handler; before that it assigns
-/// an id with one atomic increment.
-pub(crate) fn gettid() -> u32 {
-    THREAD_ID
-        .try_with(|id| {
-            if id.get() == 0 {
-                id.set(NEXT_ID.fetch_add(1, Ordering::Relaxed));
-            }
-            id.get()
-        })
-        .unwrap_or(u32::MAX)
-}
-
 /// The process id.
 ///
 /// Async-signal-safe.
@@ -59,14 +36,6 @@ pub(crate) fn getpid() -> u32 {
 pub(crate) fn kill_thread(_tid: u32, signo: c_int) -> bool {
     // SAFETY: raise is on the signal-safety(7) list.
     unsafe { libc::raise(signo) == 0 }
-}
-
-/// Thread names are not read on this platform.
-///
-/// Async-signal-safe.
-pub(crate) fn thread_name(buf: &mut [u8; 16]) -> usize {
-    *buf = [0; 16];
-    0
 }
 
 /// `SIGSTKSZ`.
