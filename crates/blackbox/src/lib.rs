@@ -67,5 +67,7 @@ pub use open::{
     MAX_SLOTS, Opened, Options, Slot, ensure_private_dir, open, open_slot, validate_app,
 };
 pub use report::*;
-pub use store::{Retention, StoredReport, list_reports, read_report, reports_dir, write_report};
+pub use store::{
+    Retention, StoredReport, keep_unreadable, list_reports, read_report, reports_dir, write_report,
+};
 pub use writer::{BlackBox, EndWriter, active};

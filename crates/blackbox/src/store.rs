@@ -40,8 +40,6 @@ pub fn write_report(
     report: &Report,
     retention: Retention,
 ) -> Result<PathBuf, Error> {
-    let dir = reports_dir(report_dir);
-    crate::open::ensure_private_dir(&dir)?;
     let stamp: String = report
         .ended_at
         .as_deref()
@@ -50,7 +48,28 @@ pub fn write_report(
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
     let name = format!("{}-{stamp}-{}.json", report.app, report.pid);
-    let path = dir.join(&name);
+    let mut json = report.to_json_pretty();
+    json.push('\n');
+    let path = write_atomically(report_dir, &name, json.as_bytes())?;
+    prune(&reports_dir(report_dir), retention, &path);
+    Ok(path)
+}
+
+/// Keeps the bytes of a black box that could not be decoded, as
+/// `<report_dir>/reports/corrupt-<ns>-<pid>.box`, for inspection with `crashguard inspect`.
+/// They are not counted as reports (the name does not end in `.json`), nor pruned.
+pub fn keep_unreadable(report_dir: &Path, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let now = crate::assafe::now_realtime_ns();
+    let name = format!("corrupt-{now}-{}.box", std::process::id());
+    write_atomically(report_dir, &name, bytes)
+}
+
+/// Writes `bytes` as `<report_dir>/reports/<name>`: a temporary file (mode 0600, never through
+/// a symbolic link), fsync, rename, fsync of the directory.
+fn write_atomically(report_dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, Error> {
+    let dir = reports_dir(report_dir);
+    crate::open::ensure_private_dir(&dir)?;
+    let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
     let file_err = |path: &Path| {
         let path = path.to_owned();
@@ -64,16 +83,13 @@ pub fn write_report(
         .custom_flags(crate::sys::PRIVATE_OPEN_FLAGS)
         .open(&tmp)
         .map_err(file_err(&tmp))?;
-    let json = report.to_json_pretty();
-    f.write_all(json.as_bytes()).map_err(file_err(&tmp))?;
-    f.write_all(b"\n").map_err(file_err(&tmp))?;
+    f.write_all(bytes).map_err(file_err(&tmp))?;
     f.sync_all().map_err(file_err(&tmp))?;
     drop(f);
     fs::rename(&tmp, &path).map_err(file_err(&path))?;
     if let Ok(d) = fs::File::open(&dir) {
         let _ = d.sync_all();
     }
-    prune(&dir, retention, &path);
     Ok(path)
 }
 

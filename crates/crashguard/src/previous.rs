@@ -53,7 +53,8 @@ pub(crate) fn process(
     match previous {
         None => PreviousRun::default(),
         Some(Err(error)) => {
-            let saved_to = raw.and_then(|bytes| save_corrupt(report_dir, bytes));
+            let saved_to =
+                raw.and_then(|bytes| crashguard_blackbox::keep_unreadable(report_dir, bytes).ok());
             PreviousRun {
                 error: Some(PreviousRunError { error, saved_to }),
                 ..PreviousRun::default()
@@ -86,25 +87,6 @@ pub(crate) fn process(
             }
         }
     }
-}
-
-fn save_corrupt(report_dir: &Path, bytes: &[u8]) -> Option<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = crashguard_blackbox::reports_dir(report_dir);
-    crashguard_blackbox::ensure_private_dir(&dir).ok()?;
-    let now = crashguard_blackbox::assafe::now_realtime_ns();
-    let path = dir.join(format!("corrupt-{now}-{}.box", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .ok()?;
-    f.write_all(bytes).ok()?;
-    f.sync_all().ok()?;
-    Some(path)
 }
 
 /// Resolves frames whose module is this very executable with the same build id, by translating
