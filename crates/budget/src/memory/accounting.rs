@@ -100,7 +100,7 @@ pub(crate) fn charge(
         if in_window(new) {
             let p = op.take().map_or(std::ptr::null_mut(), |f| f());
             if p.is_null() {
-                inner_failed(request, align, old);
+                record_failure(request, align, old, false);
             } else {
                 c.set(new);
             }
@@ -155,32 +155,17 @@ fn charge_slow(
     let pending = base as i128 + delta as i128;
     if delta > 0 && over_hard_limit(pending) {
         c.set(if armed { base } else { UNARMED });
-        return refuse(request, align, base as i128);
+        record_failure(request, align, base, true);
+        return std::ptr::null_mut();
     }
     let p = op.take().map_or(std::ptr::null_mut(), |f| f());
     if p.is_null() {
         c.set(if armed { base } else { UNARMED });
-        inner_failed(request, align, base);
+        record_failure(request, align, base, false);
         return p;
     }
     settle(c, armed, pending);
     p
-}
-
-/// Records a request the hard limit refuses and returns the null pointer to hand back;
-/// `pending` is the caller's not yet flushed count, part of the live bytes reported.
-///
-/// Async-signal-safe.
-fn refuse(request: usize, align: usize, pending: i128) -> *mut u8 {
-    let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + pending);
-    record(
-        request,
-        align,
-        live,
-        HARD.load(Ordering::Relaxed) as u64,
-        true,
-    );
-    std::ptr::null_mut()
 }
 
 /// The slow path of [`release`].
@@ -235,11 +220,12 @@ fn charge_global(
     op: &mut Option<impl FnOnce() -> *mut u8>,
 ) -> *mut u8 {
     if delta > 0 && over_hard_limit(delta as i128) {
-        return refuse(request, align, 0);
+        record_failure(request, align, 0, true);
+        return std::ptr::null_mut();
     }
     let p = op.take().map_or(std::ptr::null_mut(), |f| f());
     if p.is_null() {
-        inner_failed(request, align, 0);
+        record_failure(request, align, 0, false);
     } else {
         let now = LIVE.fetch_add(delta, Ordering::Relaxed).wrapping_add(delta);
         after_flush(now);
@@ -324,15 +310,22 @@ unsafe extern "C" fn flush_at_thread_exit(_: *mut c_void) {
     });
 }
 
-/// Records a null from the inner allocator.
+/// Records a failed request in the black box: one the hard limit refused (`by_budget`) or a
+/// null from the inner allocator. `pending` is the calling thread's unflushed count, part of
+/// the live bytes reported.
 ///
 /// Async-signal-safe.
 #[cold]
 #[inline(never)]
-fn inner_failed(request: usize, align: usize, pending: isize) {
+fn record_failure(request: usize, align: usize, pending: isize, by_budget: bool) {
     let pending = if pending == UNARMED { 0 } else { pending };
     let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + pending as i128);
-    record(request, align, live, u64::MAX, false);
+    let budget = if by_budget {
+        HARD.load(Ordering::Relaxed) as u64
+    } else {
+        u64::MAX
+    };
+    record(request, align, live, budget, by_budget);
 }
 
 /// Records a failed request in the armed black box, if any.
