@@ -45,17 +45,27 @@ fn scenario_child() {
 fn leak_until_refused(prefix: &str, most: usize) -> Result<SpawnError, String> {
     let (_keep, parked) = mpsc::channel::<()>();
     let parked = std::sync::Arc::new(std::sync::Mutex::new(parked));
+    let (started_tx, started) = mpsc::channel::<()>();
     for i in 0..most {
         let parked = parked.clone();
+        let started_tx = started_tx.clone();
         let spawned = thread::Builder::new()
             .name(format!("{prefix}{i}"))
             .spawn(move || {
+                let _ = started_tx.send(());
                 let _ = parked.lock().map(|rx| rx.recv());
             });
-        if let Err(err) = spawned {
-            // The parked threads stay until the child exits.
-            std::mem::forget(_keep);
-            return Ok(err);
+        match spawned {
+            // std names a thread when it starts running: wait for that, so the census in the
+            // refusal cannot catch a thread that still carries its parent's name.
+            Ok(_) => {
+                let _ = started.recv();
+            }
+            Err(err) => {
+                // The parked threads stay until the child exits.
+                std::mem::forget(_keep);
+                return Ok(err);
+            }
         }
     }
     Err(format!(
