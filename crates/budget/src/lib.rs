@@ -51,6 +51,7 @@
 
 mod error;
 pub mod memory;
+mod sys;
 pub mod thread;
 
 pub use error::{Error, Result};

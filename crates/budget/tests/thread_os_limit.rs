@@ -5,6 +5,9 @@
 //! `RLIMIT_NPROC`, and tests and CI run as root here, so the `RLIMIT_NPROC` child first drops to
 //! an otherwise unused uid; the `RLIMIT_AS` child leaves too little address space for a stack.
 
+// Real OS refusals need Linux's rlimits and uids as this file drives them.
+#![cfg(target_os = "linux")]
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;

@@ -37,7 +37,7 @@ use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
 
-use super::sys;
+use crate::sys::memory as sys;
 
 /// Bytes a thread may hold unflushed in either direction.
 pub const BATCH: usize = 64 * 1024;

@@ -8,7 +8,7 @@
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use super::sys;
+use crate::sys::memory as sys;
 
 /// Stop reading after this much log text; the kernel's ring buffer is usually well under it.
 const MAX_LOG_BYTES: usize = 16 << 20;

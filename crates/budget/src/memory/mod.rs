@@ -21,7 +21,6 @@ mod oom;
 pub mod parse;
 mod probe;
 mod sampler;
-mod sys;
 
 pub use accounting::{
     BATCH, hard_limit, is_installed, live_bytes, set_hard_limit, set_soft_callback, set_soft_limit,

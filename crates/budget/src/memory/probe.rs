@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use super::accounting;
 use super::parse::{self, Limit, Pressure};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::sys::memory as sys;
 
 /// Which cgroup hierarchy holds the process's memory controller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl MemoryProbe {
         };
         let files = cgroup.as_ref().map(CgroupFiles::new);
         Ok(MemoryProbe {
-            page_size: sys::page_size(),
+            page_size: crate::sys::page_size(),
             statm: root.join("proc/self/statm"),
             status: root.join("proc/self/status"),
             cgroup,

@@ -17,8 +17,8 @@ use crashguard_blackbox::{active, assafe};
 
 use super::budget::{Measure, MemoryBudget, ResolvedBudget};
 use super::probe::{MemoryProbe, MemorySample};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::sys::memory as sys;
 
 /// The sampling interval used when the configuration does not name one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);

@@ -10,7 +10,7 @@ use crashguard_blackbox::layout::{CensusEntry, THREAD_NAME_LEN};
 
 use super::error::ThreadError;
 use super::group::{group_prefix, trim_comm};
-use super::sys;
+use crate::sys::thread as sys;
 
 /// Groups shown by `Display` before the rest is summarised in one "more" item.
 const DISPLAY_GROUPS: usize = 12;

@@ -10,7 +10,7 @@ use std::ffi::CStr;
 use crashguard_blackbox::layout::{CensusEntry, THREAD_NAME_LEN};
 
 use super::group::{group_prefix, trim_comm};
-use super::sys;
+use crate::sys::thread as sys;
 
 /// Tasks the crash-time census reads at most.
 pub const MAX_TASKS: u32 = 10_000;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use super::cgroup;
 use super::parse::{self, LimitValue};
 use super::procs::{ProcessTable, Roots};
-use super::sys::{self, Resource};
+use crate::sys::thread::{self as sys, Resource};
 
 /// Which limit a [`Limit`] describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,7 +262,7 @@ pub fn discover(
                 kind: LimitKind::AddressSpace,
                 used,
                 max,
-                need: stack_bytes.saturating_add(sys::page_size()),
+                need: stack_bytes.saturating_add(crate::sys::page_size()),
                 path: None,
                 enforced: true,
             });
@@ -285,7 +285,7 @@ pub fn discover(
                     },
                     used,
                     max,
-                    need: sys::page_size(),
+                    need: crate::sys::page_size(),
                     path: Some(level.join(max_file)),
                     enforced: true,
                 })

@@ -33,7 +33,6 @@ pub mod parse;
 mod procs;
 mod sampler;
 mod spawn;
-mod sys;
 
 pub use budget::{ThreadBudget, ThreadPolicy};
 pub use census::{Census, CensusGroup};

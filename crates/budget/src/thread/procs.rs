@@ -170,7 +170,7 @@ mod tests {
         let table = ProcessTable::scan(Path::new("/proc")).expect("scan /proc");
         let me = std::process::id();
         assert!(table.processes().iter().any(|p| p.pid == me));
-        assert!(table.threads_of_uid(super::super::sys::real_uid()) >= 1);
+        assert!(table.threads_of_uid(crate::sys::thread::real_uid()) >= 1);
         assert!(ProcessTable::scan(Path::new("/nonexistent")).is_err());
     }
 }

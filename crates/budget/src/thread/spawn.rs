@@ -12,7 +12,7 @@ use super::error::{SpawnError, ThreadError};
 use super::limits::Rlimits;
 use super::parse;
 use super::procs::Roots;
-use super::sys;
+use crate::sys::thread as sys;
 
 /// std's default stack for spawned threads when neither the builder nor `RUST_MIN_STACK` says
 /// otherwise; used only to size the diagnosis's `RLIMIT_AS` check.

@@ -1,4 +1,4 @@
-//! The thread budget's platform layer: every libc call of the thread module lives here.
+//! The thread budget's platform calls.
 //!
 //! Linux has everything. Other unixes compile with reduced features: resource limits and uids
 //! work through POSIX calls, but the task directory scan (`getdents64`) reports `ENOSYS`, so the
@@ -59,13 +59,6 @@ pub fn effective_uid() -> u32 {
 /// diagnosis's job.
 pub fn is_resource_refusal(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::ENOMEM))
-}
-
-/// The page size, for the stack guard page a new thread also needs.
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).unwrap_or(4096)
 }
 
 /// Walks the task directory `dir` (e.g. `/proc/self/task`) and calls `visit` with the `comm`

@@ -1,4 +1,4 @@
-//! The memory budget's platform layer: every libc call of the memory module lives here.
+//! The memory budget's platform calls.
 //!
 //! Everything is POSIX, so the module compiles on every unix; the files the probe reads
 //! (`/proc`, cgroup trees, `/dev/kmsg`) exist only on Linux, and elsewhere the probe reports
@@ -9,13 +9,6 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
-/// The size of a memory page in bytes (4096 when the system will not say).
-pub(crate) fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions and only reads configuration.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(n).ok().filter(|&n| n > 0).unwrap_or(4096)
-}
 
 /// Creates a thread-specific-data key whose destructor runs when a thread that set a non-null
 /// value for it exits. Returns the key, or `None` when the process is out of keys.
