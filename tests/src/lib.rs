@@ -50,6 +50,14 @@ impl TempDir {
     }
 }
 
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -174,6 +182,16 @@ impl Child {
         );
     }
 
+    /// Like [`Child::expect_line`], but `None` when the child closes stdout (it ended) first.
+    pub fn line_or_end(&mut self, prefix: &str) -> Option<String> {
+        while let Ok(line) = self.lines.recv() {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Some(rest.trim_start().to_owned());
+            }
+        }
+        None
+    }
+
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().expect("piped stdin");
@@ -189,10 +207,17 @@ impl Child {
         assert_eq!(rc, 0, "kill({}, {signal})", self.pid());
     }
 
-    /// Waits for the child to end and collects what it printed. Fails the test if the watchdog
-    /// had to kill it.
+    /// Closes the child's stdin (a child waiting on it goes on), then waits for it to end and
+    /// collects what it printed. Fails the test if the watchdog had to kill it.
     pub fn finish(mut self) -> Finished {
         drop(self.child.stdin.take());
+        self.wait()
+    }
+
+    /// Waits for the child to end on its own (its stdin stays open, so a child blocked on it
+    /// stays blocked: for children that are to end by a signal) and collects what it printed.
+    /// Fails the test if the watchdog had to kill it.
+    pub fn wait(mut self) -> Finished {
         wait_without_reaping(self.pid());
         let timed_out = self.watchdog.take().is_some_and(Watchdog::stop);
         let status = self.child.wait().expect("reap the child");
@@ -279,6 +304,33 @@ impl std::fmt::Display for Finished {
 }
 
 impl Finished {
+    /// The exit code, when the child exited.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The signal that killed the child, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// Every stdout line starting with `prefix`, whole.
+    pub fn lines_starting(&self, prefix: &str) -> Vec<&str> {
+        self.stdout
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// The previous run's report the child printed (`PREVIOUS <json>`), as untyped JSON.
+    pub fn previous_json(&self) -> serde_json::Value {
+        let json = self
+            .line("PREVIOUS ")
+            .unwrap_or_else(|| panic!("no PREVIOUS line\n{self}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("bad PREVIOUS json: {e}\n{self}"))
+    }
+
     /// The rest of the first stdout line starting with `prefix`, if any.
     pub fn line(&self, prefix: &str) -> Option<&str> {
         self.stdout

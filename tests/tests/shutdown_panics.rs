@@ -4,11 +4,12 @@
 
 mod shutdown_support;
 
-use shutdown_support::{CHILD, Child, hooks, previous_report, report_dir, termination_log};
+use crashguard_tests::{Finished, TempDir};
+use shutdown_support::{CHILD, hooks, previous_report, report_dir, spawn, termination_log};
 
-fn run(test: &str, scenario: &str) -> (shutdown_support::ReportDir, shutdown_support::Ended) {
+fn run(test: &str, scenario: &str) -> (TempDir, Finished) {
     let dir = report_dir(test);
-    let ended = Child::spawn(CHILD, &[dir.to_str().expect("utf-8"), scenario]).wait();
+    let ended = spawn(CHILD, &[dir.to_str().expect("utf-8"), scenario]).wait();
     (dir, ended)
 }
 

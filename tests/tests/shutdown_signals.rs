@@ -6,7 +6,7 @@
 mod shutdown_support;
 
 use shutdown_support::{
-    CHILD, Child, SERVICE, hooks, previous_report, report_dir, termination_log,
+    CHILD, SERVICE, hooks, previous_report, report_dir, spawn, termination_log,
 };
 
 fn me() -> u64 {
@@ -23,7 +23,7 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 fn sigterm_under_load_drains_in_flight_work_runs_hooks_in_order_and_exits_zero() {
     let dir = report_dir("load");
     let d = dir.to_str().expect("utf-8");
-    let mut svc = Child::spawn(SERVICE, &["--report-dir", d, "--workers", "4", "--trace"]);
+    let mut svc = spawn(SERVICE, &["--report-dir", d, "--workers", "4", "--trace"]);
     // Every worker has taken a job: the service is under load.
     let mut working: Vec<String> = (0..4).map(|_| svc.expect_line("worker-")).collect();
     working.sort();
@@ -71,9 +71,9 @@ fn sigterm_under_load_drains_in_flight_work_runs_hooks_in_order_and_exits_zero()
         "{hook_lines:?}"
     );
 
-    let again = Child::spawn(SERVICE, &["--report-dir", d, "--print-previous"]).wait();
+    let again = spawn(SERVICE, &["--report-dir", d, "--print-previous"]).wait();
     assert_eq!(again.code(), Some(0), "{again:#?}");
-    let report = again.previous();
+    let report = again.previous_json();
     assert_eq!(report["outcome"], "clean_exit", "{report:#}");
     assert_eq!(report["exit_code"], 0);
     let shutdown = &report["shutdown"];
@@ -94,7 +94,7 @@ fn sigterm_under_load_drains_in_flight_work_runs_hooks_in_order_and_exits_zero()
 fn a_hook_that_hangs_ends_the_process_at_the_deadline_with_82() {
     let dir = report_dir("hang");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "hang"]);
+    let mut c = spawn(CHILD, &[d, "hang"]);
     c.expect_line("READY");
     c.signal(libc::SIGTERM);
     c.expect_line("HOOK wedged");
@@ -131,7 +131,7 @@ fn a_hook_that_hangs_ends_the_process_at_the_deadline_with_82() {
 fn a_hook_over_its_own_timeout_is_abandoned_and_the_next_one_runs() {
     let dir = report_dir("hook-timeout");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "hook-timeout"]);
+    let mut c = spawn(CHILD, &[d, "hook-timeout"]);
     c.expect_line("READY");
     c.signal(libc::SIGINT);
     let ended = c.wait();
@@ -151,7 +151,7 @@ fn a_hook_over_its_own_timeout_is_abandoned_and_the_next_one_runs() {
 fn a_second_sigterm_during_a_slow_hook_forces_exit_83() {
     let dir = report_dir("second");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "slow"]);
+    let mut c = spawn(CHILD, &[d, "slow"]);
     c.expect_line("READY");
     c.signal(libc::SIGTERM);
     c.expect_line("HOOK drain start");
@@ -183,12 +183,12 @@ fn a_second_sigterm_during_a_slow_hook_forces_exit_83() {
 }
 
 /// Sends `rounds` signals, cycling through `signals`, as fast as `kill` goes.
-fn storm(pid: i32, signals: &'static [i32], rounds: usize) -> std::thread::JoinHandle<()> {
+fn storm(pid: u32, signals: &'static [i32], rounds: usize) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for s in signals.iter().cycle().take(rounds) {
             // SAFETY: kill has no memory-safety preconditions; the child is not reaped before
             // this thread is joined.
-            unsafe { libc::kill(pid, *s) };
+            unsafe { libc::kill(pid as libc::pid_t, *s) };
         }
     })
 }
@@ -198,7 +198,7 @@ fn a_storm_of_mixed_signals_starts_one_shutdown_and_forces_83_per_the_rule() {
     const MIXED: &[i32] = &[libc::SIGTERM, libc::SIGHUP, libc::SIGINT];
     let dir = report_dir("storm");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "storm"]);
+    let mut c = spawn(CHILD, &[d, "storm"]);
     c.expect_line("READY");
     storm(c.pid(), MIXED, 300).join().expect("storm");
     // The rule: a SIGTERM or SIGINT that arrives while the hooks run forces exit 83; signals
@@ -234,12 +234,12 @@ fn a_storm_of_sighup_never_forces_and_the_shutdown_completes_once() {
     const HUP: &[i32] = &[libc::SIGHUP];
     let dir = report_dir("storm-hup");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "storm"]);
+    let mut c = spawn(CHILD, &[d, "storm"]);
     c.expect_line("READY");
     storm(c.pid(), HUP, 300).join().expect("storm");
     c.expect_line("HOOK drain start");
     storm(c.pid(), HUP, 100).join().expect("storm");
-    c.write_line("FINISH");
+    c.send_line("FINISH");
     let ended = c.wait();
     assert_eq!(ended.code(), Some(0), "{ended:#?}");
     assert_eq!(
@@ -260,7 +260,7 @@ fn a_storm_of_sighup_never_forces_and_the_shutdown_completes_once() {
 fn a_sigterm_sent_before_install_is_not_lost() {
     let dir = report_dir("early");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "early"]);
+    let mut c = spawn(CHILD, &[d, "early"]);
     // The child blocked the termination signals and has not installed anything yet.
     c.expect_line("BLOCKED");
     c.signal(libc::SIGTERM);
@@ -269,7 +269,7 @@ fn a_sigterm_sent_before_install_is_not_lost() {
     // ... and delivered to crashguard's handler as soon as the child unblocks it.
     let observed = c.expect_line("OBSERVED ");
     assert!(
-        observed.starts_with(&format!("OBSERVED SIGTERM from pid {}", me())),
+        observed.starts_with(&format!("SIGTERM from pid {}", me())),
         "{observed}"
     );
     let ended = c.wait();
@@ -285,7 +285,7 @@ fn a_sigterm_sent_before_install_is_not_lost() {
 fn a_signal_reaches_the_shutdown_while_threads_poll_with_wait_timeout() {
     let dir = report_dir("poll");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "poll"]);
+    let mut c = spawn(CHILD, &[d, "poll"]);
     for _ in 0..3 {
         c.expect_line("POLLING ");
     }
@@ -302,7 +302,7 @@ fn a_signal_reaches_the_shutdown_while_threads_poll_with_wait_timeout() {
 fn the_signal_convention_exits_128_plus_the_signal() {
     let dir = report_dir("convention");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "signal-convention"]);
+    let mut c = spawn(CHILD, &[d, "signal-convention"]);
     c.expect_line("READY");
     c.signal(libc::SIGTERM);
     let ended = c.wait();
@@ -317,7 +317,7 @@ fn the_signal_convention_exits_128_plus_the_signal() {
 fn after_the_guard_is_dropped_sigterm_has_its_default_action_again() {
     let dir = report_dir("drop");
     let d = dir.to_str().expect("utf-8");
-    let mut c = Child::spawn(CHILD, &[d, "drop"]);
+    let mut c = spawn(CHILD, &[d, "drop"]);
     c.expect_line("DROPPED");
     c.signal(libc::SIGTERM);
     let ended = c.wait();
