@@ -9,8 +9,9 @@
 //! mechanism, says `READY`, and prints the CLOCK_MONOTONIC time at which its waiting thread was
 //! notified; this process reads the same clock just before `kill`. The mechanisms alternate
 //! round by round so that drifting load on a shared machine hits them alike, and the ratios
-//! compare medians of the same rounds (DESIGN.md: kernel delivery to a sleeping process costs
-//! ~200 µs here, so each sample includes waking an idle process, as a real `docker stop` does).
+//! compare medians of the same rounds. Each sample includes waking an idle process, as a real
+//! `docker stop` does, so the figures are dominated by kernel delivery and wake-up rather than by
+//! any mechanism's own code (see `docs/performance/shutdown.md`).
 //!
 //! Run with `cargo bench -p crashguard --bench notify` (`CG_NOTIFY_ROUNDS=N` to change the 200
 //! rounds). It prints medians, p90s and the ratio to the fastest peer.

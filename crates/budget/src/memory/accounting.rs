@@ -12,7 +12,8 @@
 //! `-BATCH..=BATCH` is it added to the global atomic [`LIVE`] (all but half a batch, see
 //! `settle`), so the shared cache line is written about once per 32 KiB of net allocation per
 //! thread, and not at all while a thread's usage swings within a batch, instead of on every call
-//! (the pitfall measured in DESIGN.md: one shared atomic costs 7-26x once two threads allocate).
+//! (one shared atomic written on every call costs several times `System` once two threads
+//! allocate; `docs/performance/memory.md` has the figures).
 //!
 //! # Precision
 //!
