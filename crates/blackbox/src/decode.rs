@@ -202,6 +202,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         started_at: format_rfc3339_ns(session.started_at_ns),
         ended_at: None,
         outcome: Outcome::KilledWithoutWarning,
+        signature: String::new(),
         exit_code: None,
         signal: None,
         thread: None,
@@ -291,6 +292,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             }
         }
     }
+    report.signature = crate::signature::signature(&report);
     Ok(report)
 }
 

@@ -52,6 +52,7 @@ pub mod modules;
 mod names;
 mod open;
 mod report;
+pub mod signature;
 mod store;
 mod sys;
 pub mod time;

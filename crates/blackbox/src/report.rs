@@ -241,6 +241,11 @@ pub struct Report {
     pub ended_at: Option<String>,
     /// How the run ended.
     pub outcome: Outcome,
+    /// The crash signature: a grouping key computed without symbols (see [`crate::signature`]).
+    /// Reports written before it existed read back with an empty string; fill it with
+    /// [`Report::fill_signature`].
+    #[serde(default)]
+    pub signature: String,
     /// The exit status the run ended with (exit code, or `128 + n` for a signal), when known.
     pub exit_code: Option<u32>,
     /// The fatal signal, when one ended the run.
@@ -283,6 +288,14 @@ impl Report {
         let start = crate::time::parse_rfc3339_ns(&self.started_at)?;
         let end = crate::time::parse_rfc3339_ns(self.ended_at.as_deref()?)?;
         Some(end.saturating_sub(start) as f64 / 1e9)
+    }
+
+    /// Computes [`Report::signature`] when it is empty (a report stored before signatures
+    /// existed, or one built by hand).
+    pub fn fill_signature(&mut self) {
+        if self.signature.is_empty() {
+            self.signature = crate::signature::signature(self);
+        }
     }
 
     /// The report as pretty JSON.

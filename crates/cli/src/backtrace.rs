@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crashguard_blackbox::{Frame, Report};
 
-use crate::symbolize::{FrameRef, Location, Symbolizer};
+use crate::symbolize::{FrameRef, Location, SymbolizeError, Symbolizer};
 
 /// How to symbolize.
 #[derive(Clone, Debug, Default)]
@@ -88,7 +88,7 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
                     index,
                     frame: frame.clone(),
                     locations: recorded.into_iter().collect(),
-                    error: Some(e.to_string()),
+                    error: Some(crate::error::chain(&e)),
                 },
             }
         })
@@ -96,7 +96,19 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
     let mut notes: Vec<String> = symbolizer
         .failures()
         .into_iter()
-        .map(|(path, e)| format!("frames in {} left raw: {e}", path.display()))
+        .map(|(path, e)| {
+            let hint = match e {
+                SymbolizeError::Open { .. } if opts.binary.is_none() => {
+                    " (pass --binary PATH with a copy of the executable that crashed)"
+                }
+                _ => "",
+            };
+            format!(
+                "frames in {} left raw: {}{hint}",
+                path.display(),
+                crate::error::chain(&e)
+            )
+        })
         .collect();
     notes.extend(symbolizer.unverified().into_iter().map(|path| {
         format!(

@@ -25,10 +25,15 @@ fn json<T: Serialize>(value: &T) -> String {
     s
 }
 
-/// `crashguard list DIR`.
-pub fn list(dir: &Path, as_json: bool) -> Result<Output, Error> {
+/// `crashguard list DIR`, or with `group`, `crashguard list --group DIR`.
+pub fn list(dir: &Path, as_json: bool, group: bool) -> Result<Output, Error> {
     let l = list::listing(dir)?;
-    let stdout = if as_json { json(&l) } else { list::render(&l) };
+    let stdout = match (group, as_json) {
+        (false, false) => list::render(&l),
+        (false, true) => json(&l),
+        (true, false) => list::render_groups(&list::group(&l)),
+        (true, true) => json(&list::group(&l)),
+    };
     Ok(Output {
         stdout,
         warnings: Vec::new(),
@@ -91,9 +96,28 @@ pub fn inspect(file: &Path, as_json: bool, opts: &Options) -> Result<Output, Err
     Ok(present(&input::load_blackbox(file)?, as_json, opts, true))
 }
 
-/// Parses an exit status: a whole number from 0 to 255.
+/// The exit status of a death by the signal named `s` (`SIGKILL`, `sigkill`, `KILL`): `128 + n`.
+fn signal_status(s: &str) -> Option<u8> {
+    let upper = s.trim().to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    (1..=31u32)
+        .find(|&n| crashguard_blackbox::signal_name(n) == Some(name.as_str()))
+        .and_then(|n| u8::try_from(128 + n).ok())
+}
+
+/// Parses an exit status: a whole number from 0 to 255, or a signal name (`SIGKILL` means 137,
+/// the status of a death by that signal).
 pub fn parse_status(s: &str) -> Result<u8, Error> {
-    let expected = format!("invalid exit status {s:?}: expected a whole number from 0 to 255");
+    if let Some(status) = signal_status(s) {
+        return Ok(status);
+    }
+    let expected = format!(
+        "invalid exit status {s:?}: expected a whole number from 0 to 255 or a signal name (SIGKILL)"
+    );
     let n: i64 = s
         .trim()
         .parse()
@@ -138,6 +162,11 @@ mod tests {
                 .contains("seen as 255")
         );
         assert!(parse_status("abc").is_err());
+        assert_eq!(parse_status("SIGKILL").ok(), Some(137));
+        assert_eq!(parse_status("sigsegv").ok(), Some(139));
+        assert_eq!(parse_status("TERM").ok(), Some(143));
+        assert_eq!(parse_status("SIGHUP").ok(), Some(129));
+        assert!(parse_status("SIGNOPE").is_err());
         assert!(parse_status("").is_err());
     }
 

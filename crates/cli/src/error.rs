@@ -130,11 +130,13 @@ impl fmt::Display for Error {
             Error::Usage(message) => f.write_str(message),
             Error::NotFound { path } => write!(f, "{}: no such file or directory", path.display()),
             Error::NoReports { dir } => write!(f, "no crash reports in {}", dir.display()),
-            Error::Decode { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::InvalidReport { path, source } => {
+            // The causes are the sources, printed after this by `chain`: never here too.
+            // DecodeError says what is wrong with the file ("black box truncated: ...").
+            Error::Decode { path, .. } => write!(f, "{}", path.display()),
+            Error::InvalidReport { path, .. } => {
                 write!(
                     f,
-                    "{}: neither a crashguard black box nor a report JSON ({source})",
+                    "{}: neither a crashguard black box nor a report JSON",
                     path.display()
                 )
             }
@@ -155,6 +157,20 @@ impl std::error::Error for Error {
             Error::Usage(_) | Error::NotFound { .. } | Error::NoReports { .. } => None,
         }
     }
+}
+
+/// An error and its chain of causes on one line, each cause once:
+/// `cannot read x: Permission denied (os error 13)`. Every error type of the CLI leaves its
+/// cause out of its own `Display` and returns it from `source()` instead.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        line.push_str(": ");
+        line.push_str(&s.to_string());
+        source = s.source();
+    }
+    line
 }
 
 #[cfg(test)]
@@ -182,6 +198,10 @@ mod tests {
         };
         assert_eq!(e.exit().code(), 65);
         assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(chain(&e), "f: not a crashguard black box (bad magic)");
+        let e = Error::read("/x", io::Error::from_raw_os_error(13));
+        let text = chain(&e);
+        assert_eq!(text.matches("ermission denied").count(), 1, "{text}");
         let codes: Vec<u8> = CliExit::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(codes, [0, 64, 65, 66, 74]);
     }

@@ -123,10 +123,13 @@ pub fn load_file(path: &Path) -> Result<Loaded, Error> {
     if is_blackbox(&bytes) {
         return load_blackbox(path);
     }
-    let report: Report = serde_json::from_slice(&bytes).map_err(|source| Error::InvalidReport {
-        path: path.to_owned(),
-        source,
-    })?;
+    let mut report: Report =
+        serde_json::from_slice(&bytes).map_err(|source| Error::InvalidReport {
+            path: path.to_owned(),
+            source,
+        })?;
+    // Reports stored before signatures existed get theirs computed here.
+    report.fill_signature();
     Ok(Loaded {
         path: path.to_owned(),
         blackbox: None,

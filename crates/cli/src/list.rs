@@ -70,7 +70,7 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
             Err(e) => Entry {
                 path,
                 report: None,
-                error: Some(e.to_string()),
+                error: Some(crate::error::chain(&e)),
             },
         })
         .collect();
@@ -106,10 +106,10 @@ fn box_entry(path: &Path) -> BoxEntry {
                     e.app = Some(r.app);
                     e.pid = Some(r.pid);
                 }
-                Err(err) => e.error = Some(err.to_string()),
+                Err(err) => e.error = Some(crate::error::chain(&err)),
             }
         }
-        Err(err) => e.error = Some(err.to_string()),
+        Err(err) => e.error = Some(crate::error::chain(&err)),
     }
     e
 }
@@ -285,6 +285,133 @@ pub fn render(l: &Listing) -> String {
             };
             let _ = writeln!(out, "  {name:<24} {state:<9} {owner}");
         }
+    }
+    out
+}
+
+/// Reports sharing one crash signature (`crashguard list --group`).
+#[derive(Debug, Serialize)]
+pub struct Group {
+    /// The signature (see `docs/report-format.md`).
+    pub signature: String,
+    /// Reports with this signature.
+    pub count: usize,
+    /// The newest report's application.
+    pub app: String,
+    /// The newest report's outcome.
+    pub outcome: String,
+    /// End (or start) time of the oldest report, RFC 3339.
+    pub first_seen: String,
+    /// End (or start) time of the newest report, RFC 3339.
+    pub last_seen: String,
+    /// The newest report's file: `crashguard show` it for the details.
+    pub newest: PathBuf,
+    /// The newest report's one-line summary.
+    pub summary: String,
+}
+
+/// Everything `list --group` shows.
+#[derive(Debug, Serialize)]
+pub struct Grouped {
+    /// The directory the reports came from.
+    pub reports_dir: PathBuf,
+    /// Groups, the largest first (ties: the most recently seen first).
+    pub groups: Vec<Group>,
+    /// Report files that could not be read, so are in no group.
+    pub unreadable: Vec<PathBuf>,
+}
+
+fn seen(r: &Report) -> &str {
+    r.ended_at.as_deref().unwrap_or(&r.started_at)
+}
+
+/// Groups a listing's reports by signature.
+pub fn group(l: &Listing) -> Grouped {
+    let mut groups: Vec<Group> = Vec::new();
+    // The listing is newest first, so the first report of a signature is its newest.
+    for e in &l.reports {
+        let Some(r) = &e.report else { continue };
+        match groups.iter_mut().find(|g| g.signature == r.signature) {
+            Some(g) => {
+                g.count += 1;
+                g.first_seen = seen(r).to_owned();
+            }
+            None => groups.push(Group {
+                signature: r.signature.clone(),
+                count: 1,
+                app: r.app.clone(),
+                outcome: r.outcome.as_str().to_owned(),
+                first_seen: seen(r).to_owned(),
+                last_seen: seen(r).to_owned(),
+                newest: e.path.clone(),
+                summary: summary(r),
+            }),
+        }
+    }
+    // Stable: equal counts keep the newest-first order.
+    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    Grouped {
+        reports_dir: l.reports_dir.clone(),
+        groups,
+        unreadable: l
+            .reports
+            .iter()
+            .filter(|e| e.report.is_none())
+            .map(|e| e.path.clone())
+            .collect(),
+    }
+}
+
+/// The grouped table as text.
+pub fn render_groups(g: &Grouped) -> String {
+    let mut out = String::new();
+    if g.groups.is_empty() {
+        let _ = writeln!(out, "no crash reports in {}", g.reports_dir.display());
+    } else {
+        let mut rows: Vec<[String; 6]> = vec![[
+            "COUNT".into(),
+            "SIGNATURE".into(),
+            "LAST SEEN (UTC)".into(),
+            "APP".into(),
+            "OUTCOME".into(),
+            "SUMMARY OF THE NEWEST".into(),
+        ]];
+        for x in &g.groups {
+            rows.push([
+                x.count.to_string(),
+                x.signature.clone(),
+                short_time(&x.last_seen),
+                x.app.clone(),
+                x.outcome.clone(),
+                x.summary.clone(),
+            ]);
+        }
+        let mut widths = [0usize; 6];
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        for row in &rows {
+            let mut line = String::new();
+            for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+                if i + 1 == row.len() {
+                    line.push_str(cell);
+                } else if i == 0 {
+                    let _ = write!(line, "{cell:>w$}  ");
+                } else {
+                    let _ = write!(line, "{cell:<w$}  ");
+                }
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    if !g.unreadable.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{} unreadable report file(s) are in no group (see `crashguard list`)",
+            g.unreadable.len()
+        );
     }
     out
 }

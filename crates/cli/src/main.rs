@@ -35,6 +35,9 @@ enum Command {
     List {
         /// The report directory (the one given to `Config::report_dir`) or its `reports/`.
         dir: PathBuf,
+        /// Count reports per crash signature instead of listing each one.
+        #[arg(long)]
+        group: bool,
     },
     /// Show a report: the newest in a directory, a report JSON file, or a raw black box.
     Show {
@@ -52,7 +55,8 @@ enum Command {
     },
     /// Explain what an exit status from 0 to 255 means and what usually causes it.
     Explain {
-        /// The exit status, as a shell, docker or Kubernetes reports it (e.g. 137).
+        /// The exit status, as a shell, docker or Kubernetes reports it (e.g. 137), or a signal
+        /// name (SIGKILL: the status of a death by that signal).
         #[arg(allow_hyphen_values = true)]
         status: String,
     },
@@ -80,22 +84,16 @@ impl SymbolArgs {
 
 fn run(cli: &Cli) -> Result<Output, Error> {
     match &cli.command {
-        Command::List { dir } => commands::list(dir, cli.json),
+        Command::List { dir, group } => commands::list(dir, cli.json, *group),
         Command::Show { target, symbols } => commands::show(target, cli.json, &symbols.options()),
         Command::Inspect { file, symbols } => commands::inspect(file, cli.json, &symbols.options()),
         Command::Explain { status } => commands::explain(status, cli.json),
     }
 }
 
-/// Prints an error with its chain of causes: `error: cannot read x: permission denied`.
+/// Prints an error with its chain of causes: `crashguard: cannot read x: Permission denied`.
 fn report_error(e: &Error) {
-    let mut line = format!("crashguard: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        line.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    eprintln!("{line}");
+    eprintln!("crashguard: {}", crashguard_cli::error::chain(e));
 }
 
 fn exit(code: CliExit) -> ExitCode {

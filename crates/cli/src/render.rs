@@ -163,6 +163,13 @@ fn write_report(
         field(out, "ended", &format!("{end}{up}"))?;
     }
     field(out, "outcome", r.outcome.as_str())?;
+    if !r.signature.is_empty() {
+        field(
+            out,
+            "signature",
+            &format!("{} (`crashguard list --group` counts them)", r.signature),
+        )?;
+    }
     if let Some(code) = r.exit_code {
         let meaning = u8::try_from(code)
             .map(|c| format!(": {} (see `crashguard explain {c}`)", explain(c).summary))

@@ -84,13 +84,8 @@ impl fmt::Display for SymbolizeError {
             SymbolizeError::BadOffset(s) => {
                 write!(f, "recorded offset {s:?} is not a hexadecimal number")
             }
-            SymbolizeError::Open { path, source } => {
-                write!(
-                    f,
-                    "cannot open {}: {source} (pass --binary PATH for the executable)",
-                    path.display()
-                )
-            }
+            // The OS error is the source, printed after this by `error::chain`.
+            SymbolizeError::Open { path, .. } => write!(f, "cannot open {}", path.display()),
             SymbolizeError::Parse { path, message } => {
                 write!(f, "cannot parse {}: {message}", path.display())
             }

@@ -56,6 +56,8 @@ pub fn percent(used: u64, limit: u64) -> Option<String> {
 }
 
 /// A signed duration in seconds, with a unit that suits its size: `-3.210 s`, `12.3 ms`, `850 µs`.
+///
+/// The unit is chosen after rounding, so 999.9 µs prints as `1.0 ms`, never `1000 µs`.
 pub fn duration(secs: f64) -> String {
     let sign = if secs < 0.0 { "-" } else { "" };
     let a = secs.abs();
@@ -66,20 +68,26 @@ pub fn duration(secs: f64) -> String {
     if a == 0.0 {
         return "0 s".to_owned();
     }
-    if a >= 3600.0 {
+    let micros = (a * 1e6).round();
+    let tenth_ms = (a * 1e4).round();
+    let millis = (a * 1e3).round();
+    let whole = a.round();
+    if micros < 1.0 {
+        format!("{sign}<1 µs")
+    } else if micros < 1000.0 {
+        format!("{sign}{micros:.0} µs")
+    } else if tenth_ms < 10_000.0 {
+        format!("{sign}{:.1} ms", tenth_ms / 10.0)
+    } else if millis < 60_000.0 {
+        format!("{sign}{:.3} s", millis / 1e3)
+    } else if whole < 3600.0 {
+        format!("{sign}{}m{:02}s", (whole / 60.0).floor(), whole % 60.0)
+    } else {
         format!(
             "{sign}{}h{:02}m",
-            (a / 3600.0).floor(),
-            ((a % 3600.0) / 60.0).floor()
+            (whole / 3600.0).floor(),
+            ((whole % 3600.0) / 60.0).floor()
         )
-    } else if a >= 60.0 {
-        format!("{sign}{}m{:02}s", (a / 60.0).floor(), (a % 60.0).floor())
-    } else if a >= 1.0 {
-        format!("{sign}{a:.3} s")
-    } else if a >= 0.001 {
-        format!("{sign}{:.1} ms", a * 1e3)
-    } else {
-        format!("{sign}{:.0} µs", a * 1e6)
     }
 }
 
@@ -126,6 +134,13 @@ mod tests {
         assert_eq!(duration(0.0), "0 s");
         assert_eq!(duration(125.0), "2m05s");
         assert_eq!(duration(7260.0), "2h01m");
+        // Rounding never shows a value that belongs to the next unit.
+        assert_eq!(duration(-0.000_999_9), "-1.0 ms");
+        assert_eq!(duration(0.000_999_4), "999 µs");
+        assert_eq!(duration(0.999_96), "1.000 s");
+        assert_eq!(duration(59.9996), "1m00s");
+        assert_eq!(duration(3599.6), "1h00m");
+        assert_eq!(duration(1e-9), "<1 µs");
         assert_eq!(percent(1, 4).as_deref(), Some("25.0%"));
         assert_eq!(percent(1, 0), None);
         assert_eq!(
@@ -135,6 +150,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn durations_stay_within_their_unit(secs in -1e5f64..1e5) {
+            let s = duration(secs);
+            if let Some(n) = s.strip_suffix(" µs") {
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 1000.0), "{secs} -> {s}");
+            }
+            if let Some(n) = s.strip_suffix(" ms") {
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 1000.0), "{secs} -> {s}");
+            }
+            if let Some(n) = s.strip_suffix(" s") {
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 60.0), "{secs} -> {s}");
+            }
+        }
+
         #[test]
         fn humanize_never_panics_and_keeps_other_text(s in "[a-z0-9 ]{0,40}( bytes)?") {
             let out = humanize_byte_counts(&s);
