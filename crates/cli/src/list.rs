@@ -349,7 +349,7 @@ pub fn group(l: &Listing) -> Grouped {
         }
     }
     // Stable: equal counts keep the newest-first order.
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     Grouped {
         reports_dir: l.reports_dir.clone(),
         groups,

@@ -154,13 +154,13 @@ mod tests {
         fn durations_stay_within_their_unit(secs in -1e5f64..1e5) {
             let s = duration(secs);
             if let Some(n) = s.strip_suffix(" µs") {
-                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 1000.0), "{secs} -> {s}");
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().is_ok_and(|v| v < 1000.0), "{secs} -> {s}");
             }
             if let Some(n) = s.strip_suffix(" ms") {
-                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 1000.0), "{secs} -> {s}");
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().is_ok_and(|v| v < 1000.0), "{secs} -> {s}");
             }
             if let Some(n) = s.strip_suffix(" s") {
-                prop_assert!(n.trim_start_matches('-').parse::<f64>().map_or(false, |v| v < 60.0), "{secs} -> {s}");
+                prop_assert!(n.trim_start_matches('-').parse::<f64>().is_ok_and(|v| v < 60.0), "{secs} -> {s}");
             }
         }
 
