@@ -61,8 +61,10 @@
 //! - Linux (x86_64, aarch64) is the target. Other Unixes build with reduced features: no module
 //!   table for symbolization, no cgroup or `/proc` sampling, no thread census.
 //! - One guard per process at a time; a second `install()` while one is alive is an error.
-//! - A thread created outside crashguard gets a guarded alternate stack only if it calls
-//!   [`thread::prepare_current`]; std's own (smaller) alternate stack covers std threads.
+//! - Every thread created with `pthread_create` while the guard is installed (std threads and
+//!   threads of statically linked C code included) gets a guarded alternate stack through
+//!   crashguard's `pthread_create` interposer (Linux with glibc). Threads created before
+//!   install, or by a `dlopen`ed library calling glibc directly, call [`thread::prepare_current`].
 //! - `SIGKILL` cannot be caught. Its traces are the black box left in "running" state and the
 //!   last heartbeat, which the next run reports as `killed_without_warning`.
 //! - Dropping the [`Guard`] records a clean exit: drop it only when the service is done.

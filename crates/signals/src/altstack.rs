@@ -5,18 +5,18 @@
 //! (`sigaltstack` is per thread and is not inherited by new threads).
 //!
 //! - The thread that installs the fatal handlers is prepared by [`crate::FatalHandlers::install`].
-//! - Threads spawned through crashguard (`crashguard::thread::Builder`) are prepared at start.
-//! - Any other thread (a plain `std::thread`, a thread created by C code with
-//!   `pthread_create`) should call [`prepare_current`] once at its start.
+//! - Every thread created with `pthread_create` while the handlers are installed (std threads,
+//!   crashguard's, C code's) is prepared before its start routine runs, by the crate's
+//!   `pthread_create` interposer (Linux with glibc).
+//! - A thread that exists already at install, or that a `dlopen`ed library creates through
+//!   glibc directly, should call [`prepare_current`] once at its start.
 //!
-//! A std thread that is not prepared still gets std's own alternate stack (about 12 KiB on
-//! current x86-64 CPUs), because std installs its stack-overflow handler before `main` and then
-//! gives every std-spawned thread an alternate stack. The crashguard handler is written to fit
-//! in it (see `docs/async-signal-safety.md` for the measured stack use). A thread created by
-//! `pthread_create` outside std and never prepared has no alternate stack at all: a stack
-//! overflow there kills the process with SIGSEGV before any handler runs, and the black box
-//! then reads "killed without warning". Other faults on such threads are still recorded, since
-//! they leave the thread's own stack usable.
+//! Why not rely on std's own alternate stack: std gives its threads max(`SIGSTKSZ`,
+//! `AT_MINSIGSTKSZ`) bytes, 8 KiB on many machines, and a stack overflow there needs two
+//! kernel signal frames (the fault, then the SIGABRT std's chained handler raises), each up to
+//! `AT_MINSIGSTKSZ` (3.4 KiB with AVX-512) — which leaves no room for either handler. A thread
+//! with no alternate stack at all cannot run any handler on a stack overflow: the kernel kills
+//! the process with SIGSEGV and the black box reads "killed without warning".
 
 use core::cell::Cell;
 use crashguard_blackbox::assafe;

@@ -180,6 +180,7 @@ impl FatalHandlers {
         );
         SUMMARY_STDERR.store(config.summary_to_stderr, Ordering::Relaxed);
         let watchdog = Watchdog::start(config.watchdog_timeout).map_err(Error::Thread)?;
+        sys::set_interposer_active(true);
 
         let mut handlers = FatalHandlers {
             previous: Vec::with_capacity(Signal::FATAL.len()),
@@ -234,6 +235,7 @@ impl FatalHandlers {
             }
         }
         self.watchdog = None;
+        sys::set_interposer_active(false);
         INSTALLED.store(false, Ordering::Release);
         first_error.map_or(Ok(()), Err)
     }
@@ -328,5 +330,45 @@ mod tests {
         h.uninstall().expect("uninstall");
         let after = sys::query_action(libc::SIGSEGV).expect("query");
         assert_eq!(sys::handler_address(&after), sys::handler_address(&before));
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn threads_created_while_installed_get_a_full_size_alternate_stack() {
+        let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let h = FatalHandlers::install(FatalConfig::new()).expect("install");
+        // A std thread (std calls pthread_create) and a raw one, neither calling prepare_current.
+        let std_stack = std::thread::spawn(altstack::current)
+            .join()
+            .expect("thread");
+        extern "C" fn raw(out: *mut libc::c_void) -> *mut libc::c_void {
+            // SAFETY: `out` points to the caller's Option, alive until the join below.
+            unsafe { *out.cast::<Option<(usize, usize)>>() = altstack::current() };
+            core::ptr::null_mut()
+        }
+        let mut raw_stack: Option<(usize, usize)> = None;
+        // SAFETY: a plain pthread_create/join; the argument outlives the thread.
+        unsafe {
+            let mut t: libc::pthread_t = core::mem::zeroed();
+            let arg = (&raw mut raw_stack).cast::<libc::c_void>();
+            assert_eq!(libc::pthread_create(&mut t, core::ptr::null(), raw, arg), 0);
+            libc::pthread_join(t, core::ptr::null_mut());
+        }
+        drop(h);
+        for (what, stack) in [("std", std_stack), ("raw", raw_stack)] {
+            let size = stack.map_or(0, |(_, size)| size);
+            assert!(
+                size >= altstack::required_size(),
+                "{what} thread: alternate stack of {size} bytes"
+            );
+        }
+        // Uninstalled: new threads are left alone again (std gives its own, smaller one).
+        let after = std::thread::spawn(altstack::current)
+            .join()
+            .expect("thread");
+        assert!(
+            after.is_none_or(|(_, size)| size < altstack::required_size()),
+            "{after:?}"
+        );
     }
 }

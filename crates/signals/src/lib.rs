@@ -36,11 +36,14 @@
 //! - Linux is the target. Other unixes compile with reduced features: no kernel thread ids or
 //!   thread names, no stack bounds (the stack-overflow flag rests on a stack-pointer heuristic,
 //!   and only on the architectures whose `ucontext` is decoded), `raise` instead of `tgkill`.
-//! - A thread created by `pthread_create` outside std and never given an alternate stack
-//!   ([`altstack::prepare_current`]) cannot report its own stack overflow: the kernel has no
-//!   stack to run the handler on and kills the process with SIGSEGV. Other faults on such a
-//!   thread are recorded. std threads have std's ~12 KiB alternate stack, which the handler
-//!   fits in; crashguard-spawned and prepared threads get a 64 KiB one.
+//! - On Linux with glibc the crate interposes `pthread_create` (a weak symbol, so a program
+//!   that also links crash-handler's interposer uses that one): while the fatal handlers are
+//!   installed every new thread — std's, and C code's linked into the executable — starts with
+//!   a 64 KiB guarded alternate stack and registered stack bounds. A thread created before
+//!   install, or by a `dlopen`ed library calling glibc's `pthread_create` directly, has only
+//!   what its creator gave it (std: max(`SIGSTKSZ`, `AT_MINSIGSTKSZ`), as small as 8 KiB,
+//!   too small for a nested signal frame; C code: none, so its stack overflow is not
+//!   recorded) unless it calls [`altstack::prepare_current`].
 //! - With the default [`FatalPolicy::Reraise`], a chained handler decides the final status: on
 //!   a stack overflow std's handler prints "has overflowed its stack" and aborts, so the
 //!   process ends with SIGABRT (134). The record keeps the fault (SIGSEGV with

@@ -163,6 +163,37 @@ fn install_previous(signo: libc::c_int, handler: usize, siginfo: bool) {
     }
 }
 
+/// Replaces the calling thread's alternate stack with one of the size std gives its threads
+/// (max(`SIGSTKSZ`, `AT_MINSIGSTKSZ`)), as a library that installs its own would, so that the
+/// handler's stack use is measured where it is tightest.
+fn install_std_sized_altstack() {
+    // SAFETY: getauxval has no preconditions; the mapping is fresh, zeroed and never freed (the
+    // process ends in this thread).
+    unsafe {
+        let size = libc::SIGSTKSZ.max(libc::getauxval(libc::AT_MINSIGSTKSZ) as usize);
+        let size = size.div_ceil(4096) * 4096;
+        let base = libc::mmap(
+            core::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(base, libc::MAP_FAILED, "mmap");
+        let ss = libc::stack_t {
+            ss_sp: base,
+            ss_flags: 0,
+            ss_size: size,
+        };
+        assert_eq!(
+            libc::sigaltstack(&ss, core::ptr::null_mut()),
+            0,
+            "sigaltstack"
+        );
+    }
+}
+
 /// Runs scenario `name`; every scenario ends the process.
 pub(crate) fn run(name: &str) {
     let dir = PathBuf::from(std::env::var_os(DIR_ENV).expect("directory variable"));
@@ -305,7 +336,10 @@ pub(crate) fn run(name: &str) {
             setup(FatalConfig::new().summary_to_stderr(true));
             let t = std::thread::Builder::new()
                 .name("measured".into())
-                .spawn(|| overflow())
+                .spawn(|| {
+                    install_std_sized_altstack();
+                    overflow()
+                })
                 .expect("spawn");
             let _ = t.join();
         }
