@@ -41,6 +41,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The record is a shared file mapping locked with `flock` and written from signal handlers:
+// there is no Windows (or other non-Unix) implementation to fall back to, so say so once and
+// plainly instead of failing deep inside platform code.
+#[cfg(not(unix))]
+compile_error!(
+    "crashguard-blackbox supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
+);
+
 pub mod assafe;
 mod crc;
 mod decode;

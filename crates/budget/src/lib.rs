@@ -49,6 +49,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// The budgets read `/proc`, cgroups and POSIX resource limits and use `pthread` keys: there is
+// no Windows (or other non-Unix) implementation to fall back to, so say so once and plainly
+// instead of failing deep inside platform code.
+#[cfg(not(unix))]
+compile_error!(
+    "crashguard-budget supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
+);
+
 mod error;
 pub mod memory;
 mod sys;

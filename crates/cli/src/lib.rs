@@ -28,6 +28,13 @@
 
 #![forbid(unsafe_code)]
 
+// The command reads black boxes through `crashguard-blackbox`, which exists for Unix only: say
+// so once and plainly here too rather than leave a non-Unix build to fail inside that crate.
+#[cfg(not(unix))]
+compile_error!(
+    "crashguard-cli supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
+);
+
 pub mod backtrace;
 pub mod commands;
 pub mod error;

@@ -70,6 +70,16 @@
 //! - Dropping the [`Guard`] records a clean exit: drop it only when the service is done.
 
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` (see Cargo.toml) and labels the feature-gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Every part of crashguard sits on POSIX signals and Unix files: there is no Windows (or other
+// non-Unix) implementation to fall back to, so say so once and plainly instead of failing deep
+// inside platform code.
+#[cfg(not(unix))]
+compile_error!(
+    "crashguard supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
+);
 
 mod budgets;
 mod config;
@@ -87,6 +97,7 @@ mod tracing_layer;
 
 /// Breadcrumbs from `tracing` events (feature `tracing`).
 #[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod tracing {
     pub use crate::tracing_layer::BreadcrumbLayer;
 }
@@ -134,3 +145,8 @@ pub fn install(config: Config) -> Result<Guard, Error> {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The crate's own README (the page crates.io shows), compiled as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct CrateReadmeDoctests;

@@ -83,6 +83,14 @@
 //! # Ok::<(), crashguard_signals::Error>(())
 //! ```
 
+// POSIX signals, `sigaltstack` and `sigaction` are what this crate is: there is no Windows (or
+// other non-Unix) implementation to fall back to, so say so once and plainly instead of
+// failing deep inside platform code.
+#[cfg(not(unix))]
+compile_error!(
+    "crashguard-signals supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
+);
+
 pub mod altstack;
 mod error;
 mod fatal;
