@@ -55,6 +55,7 @@ mod decode;
 mod error;
 mod exit_code;
 pub mod explain;
+mod in_use;
 pub mod layout;
 pub mod modules;
 mod names;
@@ -71,6 +72,7 @@ pub use crc::crc32;
 pub use decode::{DecodeError, decode, decode_header, signal_info};
 pub use error::Error;
 pub use exit_code::ExitCode;
+pub use in_use::slot_in_use;
 pub use names::{code_is_sent, code_name, signal_name};
 pub use open::{
     MAX_SLOTS, Opened, Options, Slot, ensure_private_dir, open, open_slot, validate_app,

@@ -79,9 +79,63 @@ fn present(loaded: &Loaded, as_json: bool, opts: &Options, inspecting: bool) -> 
     }
 }
 
+/// The newest thing to show in a report directory: the newest readable report, or a black box
+/// whose process is gone (what its next run will report) when that is more recent. Unreadable
+/// report files newer than the one chosen are skipped, each with a warning.
+pub fn newest(dir: &Path) -> Result<(Loaded, Vec<String>), Error> {
+    let (searched, files) = input::report_files(dir)?;
+    let mut warnings = Vec::new();
+    let mut first_error = None;
+    let mut chosen = None;
+    for file in files {
+        match input::load_file(&file) {
+            Ok(l) => {
+                chosen = Some(l);
+                break;
+            }
+            Err(e) => {
+                warnings.push(format!(
+                    "skipped an unreadable report: {}",
+                    crate::error::chain(&e)
+                ));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let root = searched.parent().unwrap_or(dir);
+    for path in input::blackbox_files(root) {
+        let Ok(l) = input::load_blackbox(&path) else {
+            continue;
+        };
+        if !l.blackbox.as_ref().is_some_and(BoxInfo::abandoned) {
+            continue;
+        }
+        let newer = match &chosen {
+            Some(c) => list::last_seen(&l.report) > list::last_seen(&c.report),
+            None => true,
+        };
+        if newer {
+            chosen = Some(l);
+        }
+    }
+    match (chosen, first_error) {
+        (Some(l), _) => Ok((l, warnings)),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::NoReports { dir: searched }),
+    }
+}
+
 /// `crashguard show TARGET`: the newest report of a directory, a report file or a black box.
 pub fn show(target: &Path, as_json: bool, opts: &Options) -> Result<Output, Error> {
-    Ok(present(&input::load_target(target)?, as_json, opts, false))
+    let meta = std::fs::metadata(target).map_err(|e| Error::read(target, e))?;
+    let (loaded, skipped) = if meta.is_dir() {
+        newest(target)?
+    } else {
+        (input::load_file(target)?, Vec::new())
+    };
+    let mut out = present(&loaded, as_json, opts, false);
+    out.warnings.splice(0..0, skipped);
+    Ok(out)
 }
 
 /// `crashguard inspect FILE`: a raw black box only.

@@ -52,6 +52,17 @@ pub struct BoxInfo {
     pub ring_capacity: u32,
     /// File size the header declares.
     pub file_size: u64,
+    /// Whether a live process holds the file's lock now (`None` when it could not be probed).
+    /// A slot whose state is `running` and whose lock is free belongs to a process that is gone.
+    pub in_use: Option<bool>,
+}
+
+impl BoxInfo {
+    /// Whether the box is `running` but no process holds it: the process vanished without a
+    /// handler running, and its next run will report what the decoded report says.
+    pub fn abandoned(&self) -> bool {
+        self.state == BoxState::Running && self.in_use == Some(false)
+    }
 }
 
 /// What a path turned out to hold.
@@ -92,12 +103,13 @@ pub fn box_state(bytes: &[u8]) -> Option<BoxState> {
     })
 }
 
-fn box_info(header: &Header, bytes: &[u8]) -> BoxInfo {
+fn box_info(path: &Path, header: &Header, bytes: &[u8]) -> BoxInfo {
     BoxInfo {
         state: box_state(bytes).unwrap_or(BoxState::Unknown(u32::MAX)),
         version: header.version,
         ring_capacity: header.ring_capacity,
         file_size: header.file_size,
+        in_use: crashguard_blackbox::slot_in_use(path).ok(),
     }
 }
 
@@ -112,7 +124,7 @@ pub fn load_blackbox(path: &Path) -> Result<Loaded, Error> {
     let report = decode(&bytes).map_err(decode_err)?;
     Ok(Loaded {
         path: path.to_owned(),
-        blackbox: Some(box_info(&header, &bytes)),
+        blackbox: Some(box_info(path, &header, &bytes)),
         report,
     })
 }

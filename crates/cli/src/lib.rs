@@ -15,8 +15,12 @@
 //! - Symbolization needs the module on disk with the recorded build id (`--binary` replaces the
 //!   executable's path); split debug info (`.gnu_debuglink`, debuginfod) is not followed.
 //! - Inline frames are expanded; in `show --json` they become extra frames sharing one `ip`.
-//! - Whether a black box's process is still alive is judged from `/proc/<pid>`, which cannot
-//!   tell a reused pid.
+//! - Whether a black box's process is still alive is judged from the slot file's `flock`
+//!   (`crashguard_blackbox::slot_in_use`): the kernel drops it when the process dies, so a box
+//!   still "running" with its lock free belongs to a vanished process, and `list`/`show` present
+//!   it as the report its next run will store. A copy of a box is never locked; for a copy the
+//!   CLI also says whether the recorded pid is alive (`/proc/<pid>`, which cannot tell a reused
+//!   pid).
 //!
 //! # Examples
 //!

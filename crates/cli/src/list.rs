@@ -25,6 +25,10 @@ pub struct Entry {
     /// Why it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The row comes from a black box whose process is gone (its state is `running` and no one
+    /// holds its lock): what the app's next run will store as a report.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub uncollected: bool,
 }
 
 /// A black-box slot file.
@@ -40,6 +44,8 @@ pub struct BoxEntry {
     pub pid: Option<u32>,
     /// Whether that pid is alive on this machine.
     pub alive: Option<bool>,
+    /// Whether a live process holds the slot's lock now.
+    pub in_use: Option<bool>,
     /// Why the file could not be decoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -66,19 +72,35 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
                 path,
                 report: Some(l.report),
                 error: None,
+                uncollected: false,
             },
             Err(e) => Entry {
                 path,
                 report: None,
                 error: Some(crate::error::chain(&e)),
+                uncollected: false,
             },
         })
-        .collect();
+        .collect::<Vec<_>>();
     let root = reports_dir.parent().unwrap_or(dir);
-    let black_boxes = input::blackbox_files(root)
-        .into_iter()
-        .map(|path| box_entry(&path))
-        .collect();
+    let mut black_boxes = Vec::new();
+    let mut uncollected = Vec::new();
+    for path in input::blackbox_files(root) {
+        let (entry, report) = box_entry(&path);
+        if entry.state == Some(BoxState::Running) && entry.in_use == Some(false) {
+            uncollected.extend(report.map(|r| Entry {
+                path: path.clone(),
+                report: Some(r),
+                error: None,
+                uncollected: true,
+            }));
+        }
+        black_boxes.push(entry);
+    }
+    // A vanished process's box is newer than any report its slot stored before.
+    uncollected.sort_by(|a, b| last_seen_of(b).cmp(last_seen_of(a)));
+    uncollected.extend(reports);
+    let reports = uncollected;
     Ok(Listing {
         reports_dir,
         reports,
@@ -86,32 +108,51 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
     })
 }
 
-fn box_entry(path: &Path) -> BoxEntry {
+fn last_seen_of(e: &Entry) -> &str {
+    e.report.as_ref().map(last_seen).unwrap_or("")
+}
+
+/// The last sign of life of a run: its end, else its last breadcrumb or heartbeat, else its
+/// start (RFC 3339 strings of one format compare in time order).
+pub fn last_seen(r: &Report) -> &str {
+    if let Some(end) = r.ended_at.as_deref() {
+        return end;
+    }
+    let crumb = r.breadcrumbs.last().map(|b| b.at.as_str());
+    let beat = r.resources.as_ref().map(|x| x.sampled_at.as_str());
+    crumb.into_iter().chain(beat).max().unwrap_or(&r.started_at)
+}
+
+fn box_entry(path: &Path) -> (BoxEntry, Option<Report>) {
     let mut e = BoxEntry {
         path: path.to_owned(),
         state: None,
         app: None,
         pid: None,
         alive: None,
+        in_use: None,
         error: None,
     };
+    let mut report = None;
     match input::read_bytes(path) {
         Ok(bytes) => {
             if crashguard_blackbox::decode_header(&bytes).is_ok() {
                 e.state = input::box_state(&bytes);
+                e.in_use = crashguard_blackbox::slot_in_use(path).ok();
             }
             match crashguard_blackbox::decode(&bytes) {
                 Ok(r) => {
                     e.alive = input::pid_alive(r.pid);
-                    e.app = Some(r.app);
+                    e.app = Some(r.app.clone());
                     e.pid = Some(r.pid);
+                    report = Some(r);
                 }
                 Err(err) => e.error = Some(crate::error::chain(&err)),
             }
         }
         Err(err) => e.error = Some(crate::error::chain(&err)),
     }
-    e
+    (e, report)
 }
 
 /// The status column: the number, and the signal for `128 + n`.
@@ -220,10 +261,14 @@ pub fn render(l: &Listing) -> String {
     for e in &l.reports {
         rows.push(match (&e.report, &e.error) {
             (Some(r), _) => [
-                short_time(r.ended_at.as_deref().unwrap_or(&r.started_at)),
+                short_time(last_seen(r)),
                 r.app.clone(),
                 r.pid.to_string(),
-                r.outcome.as_str().to_owned(),
+                if e.uncollected {
+                    format!("{}*", r.outcome.as_str())
+                } else {
+                    r.outcome.as_str().to_owned()
+                },
                 status(r),
                 summary(r),
             ],
@@ -261,6 +306,12 @@ pub fn render(l: &Listing) -> String {
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }
+        if l.reports.iter().any(|e| e.uncollected) {
+            let _ = writeln!(
+                out,
+                "* from a black box whose process is gone (no one holds its lock): the app's next run stores this report"
+            );
+        }
     }
     if !l.black_boxes.is_empty() {
         let _ = writeln!(out);
@@ -279,6 +330,14 @@ pub fn render(l: &Listing) -> String {
                 .map(BoxState::label)
                 .unwrap_or_else(|| "unreadable".to_owned());
             let owner = match (&b.app, b.pid, b.alive) {
+                (Some(app), Some(pid), _) if b.in_use == Some(true) => {
+                    format!("{app} pid {pid} (holds the slot: running)")
+                }
+                (Some(app), Some(pid), _)
+                    if b.in_use == Some(false) && b.state == Some(BoxState::Running) =>
+                {
+                    format!("{app} pid {pid} (gone without a handler running: see the * row)")
+                }
                 (Some(app), Some(pid), Some(true)) => format!("{app} pid {pid} (alive)"),
                 (Some(app), Some(pid), _) => format!("{app} pid {pid}"),
                 _ => b.error.clone().unwrap_or_default(),
@@ -322,7 +381,7 @@ pub struct Grouped {
 }
 
 fn seen(r: &Report) -> &str {
-    r.ended_at.as_deref().unwrap_or(&r.started_at)
+    last_seen(r)
 }
 
 /// Groups a listing's reports by signature.

@@ -35,11 +35,15 @@ fn reference_time(r: &Report) -> Reference<'_> {
             label: "the end",
         },
         None => Reference {
+            // The later of the last breadcrumb and the last heartbeat (RFC 3339 strings of one
+            // format compare in time order).
             at: r
                 .breadcrumbs
                 .last()
                 .map(|b| b.at.as_str())
-                .or_else(|| r.resources.as_ref().map(|x| x.sampled_at.as_str())),
+                .into_iter()
+                .chain(r.resources.as_ref().map(|x| x.sampled_at.as_str()))
+                .max(),
             label: "the last sign of life",
         },
     }
@@ -113,20 +117,37 @@ fn write_report(
     field(out, "file", &path.display().to_string())?;
     if let Some(b) = blackbox {
         let state = match b.state {
-            BoxState::Running => {
-                let alive = match pid_alive(r.pid) {
-                    Some(true) => format!(
-                        "pid {} is alive here: the process is probably still running (unless the pid was reused)",
-                        r.pid
-                    ),
-                    Some(false) => format!(
-                        "no pid {} here: the process vanished without a handler running",
-                        r.pid
-                    ),
-                    None => "process still running or vanished without a handler".to_owned(),
-                };
-                format!("RUNNING: process still running or vanished without a handler ({alive})")
-            }
+            BoxState::Running => match (b.in_use, pid_alive(r.pid)) {
+                (Some(true), _) => format!(
+                    "RUNNING: a live process holds this slot (pid {}); what follows is its record so far",
+                    r.pid
+                ),
+                (Some(false), Some(true)) => format!(
+                    "RUNNING, but no process holds this file's lock while pid {} is alive here: \
+                     a copy of a running process's box, or the pid was reused",
+                    r.pid
+                ),
+                (Some(false), _) => "RUNNING, but no process holds its lock: the process vanished \
+                     without a handler running (SIGKILL, the OOM killer, power loss); its next run \
+                     will report what follows"
+                    .to_owned(),
+                (None, alive) => {
+                    let alive = match alive {
+                        Some(true) => format!(
+                            "pid {} is alive here: the process is probably still running (unless the pid was reused)",
+                            r.pid
+                        ),
+                        Some(false) => format!(
+                            "no pid {} here: the process vanished without a handler running",
+                            r.pid
+                        ),
+                        None => "process still running or vanished without a handler".to_owned(),
+                    };
+                    format!(
+                        "RUNNING: process still running or vanished without a handler ({alive})"
+                    )
+                }
+            },
             other => other.label(),
         };
         field(

@@ -151,6 +151,28 @@ pub(crate) fn try_lock(fd: &OwnedFd) -> io::Result<bool> {
     }
 }
 
+/// `open` flags for probing another process's slot file: non-blocking (a FIFO put in its
+/// place cannot hang the reader), never through a symbolic link, never inherited.
+pub(crate) const PROBE_OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Whether another open file description holds an exclusive `flock` on `fd`'s file: tries a
+/// shared, non-blocking lock and releases it at once.
+pub(crate) fn lock_held_elsewhere(fd: &impl AsRawFd) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor the caller owns; no memory is passed.
+    let rc = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above; releases the shared lock just taken.
+        unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+        return Ok(false);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(true)
+    } else {
+        Err(err)
+    }
+}
+
 /// Releases an `flock` taken by [`try_lock`]; errors are ignored (the lock then goes with the
 /// process).
 pub(crate) fn unlock(fd: &OwnedFd) {
