@@ -244,7 +244,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         }
         Some(end) => {
             report.outcome = outcome_of(end.outcome);
-            report.exit_code = Some(end.exit_code);
+            report.exit_code = (end.exit_code != EXIT_CODE_UNKNOWN).then_some(end.exit_code);
             report.ended_at = Some(format_rfc3339_ns(end.ended_at_ns));
             report.stack_overflow = end.stack_overflow != 0;
             if end.tid != 0 {
@@ -305,6 +305,7 @@ fn outcome_of(v: u32) -> Outcome {
         OUTCOME_THREAD_BUDGET => Outcome::ThreadBudget,
         OUTCOME_SHUTDOWN_TIMEOUT => Outcome::ShutdownTimeout,
         OUTCOME_FORCED_SHUTDOWN => Outcome::ForcedShutdown,
+        OUTCOME_EXIT => Outcome::Exit,
         // An end section whose outcome this reader does not know was still written by a
         // handler; the closest honest description is a handler failure.
         _ => Outcome::HandlerFailure,

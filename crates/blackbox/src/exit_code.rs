@@ -16,25 +16,75 @@
 /// | 83 | `forced_shutdown` | second termination signal during shutdown; immediate exit |
 /// | 84 | `handler_failure` | the crash handler itself faulted or timed out |
 /// | 128+n | | fatal signal n, when the fatal policy is `Exit` instead of re-raising |
-#[repr(u8)]
+///
+/// The application's own codes (1, 2, the BSD `sysexits` 64–78, anything from 1 to 125 that is
+/// not one of crashguard's 80–84) are made with [`ExitCode::app`]: `guard.exit(ExitCode::app(69)?)`
+/// runs the shutdown as usual and the report says `exit` with status 69, not `panic`.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ExitCode {
     /// Clean exit, or graceful shutdown completed within the grace period.
-    Ok = 0,
+    Ok,
     /// Unhandled panic (`EX_SOFTWARE`).
-    Panic = 70,
+    Panic,
     /// Memory budget exhausted.
-    MemoryBudget = 80,
+    MemoryBudget,
     /// Thread budget exhausted.
-    ThreadBudget = 81,
+    ThreadBudget,
     /// Graceful shutdown missed its deadline; forced exit.
-    ShutdownTimeout = 82,
+    ShutdownTimeout,
     /// Second termination signal during shutdown; immediate exit.
-    ForcedShutdown = 83,
+    ForcedShutdown,
     /// The crash handler itself faulted or timed out.
-    HandlerFailure = 84,
+    HandlerFailure,
+    /// The application's own code, made with [`ExitCode::app`]; the report's outcome is `exit`.
+    App(AppCode),
 }
+
+/// An application exit code that [`ExitCode::app`] accepted: 1–125, except crashguard's own
+/// 80–84.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AppCode(u8);
+
+impl AppCode {
+    /// The numeric exit status.
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+/// Why [`ExitCode::app`] refused a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReservedExitCode {
+    /// 0 is success: use [`ExitCode::Ok`], which records a clean exit.
+    Zero(u8),
+    /// 80–84 are crashguard's own documented codes.
+    Crashguard(u8),
+    /// 126 and up belong to the shells (126, 127), the `128 + signal` convention and
+    /// out-of-range statuses; an operator would read them as something else.
+    Reserved(u8),
+}
+
+impl std::fmt::Display for ReservedExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReservedExitCode::Zero(_) => {
+                f.write_str("exit code 0 is success: use ExitCode::Ok, which records a clean exit")
+            }
+            ReservedExitCode::Crashguard(c) => write!(
+                f,
+                "exit code {c} is one of crashguard's own codes (80-84); pick another (sysexits 64-78, or 1-125)"
+            ),
+            ReservedExitCode::Reserved(c) => write!(
+                f,
+                "exit code {c} is reserved for shells (126, 127) and 128+signal; pick one of 1-125"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReservedExitCode {}
 
 impl ExitCode {
     /// Every code, in numeric order.
@@ -48,11 +98,58 @@ impl ExitCode {
         ExitCode::HandlerFailure,
     ];
 
+    /// The application's own exit code `code`, for [`crate::ExitCode`]-taking APIs such as
+    /// `Guard::exit`. Accepts 1–125 except crashguard's 80–84: generic failures (1, 2), the BSD
+    /// `sysexits` codes 64–78 (`EX_UNAVAILABLE` 69, `EX_CONFIG` 78, ...) and any other code of
+    /// the application's choosing.
+    ///
+    /// ```
+    /// use crashguard_blackbox::ExitCode;
+    /// let unavailable = ExitCode::app(69).expect("not reserved");
+    /// assert_eq!(unavailable.code(), 69);
+    /// assert!(ExitCode::app(82).is_err());
+    /// ```
+    pub const fn app(code: u8) -> Result<ExitCode, ReservedExitCode> {
+        match code {
+            0 => Err(ReservedExitCode::Zero(code)),
+            80..=84 => Err(ReservedExitCode::Crashguard(code)),
+            126..=255 => Err(ReservedExitCode::Reserved(code)),
+            _ => Ok(ExitCode::App(AppCode(code))),
+        }
+    }
+
     /// The numeric exit status.
     ///
     /// Async-signal-safe.
     pub const fn code(self) -> u8 {
-        self as u8
+        match self {
+            ExitCode::Ok => 0,
+            ExitCode::Panic => 70,
+            ExitCode::MemoryBudget => 80,
+            ExitCode::ThreadBudget => 81,
+            ExitCode::ShutdownTimeout => 82,
+            ExitCode::ForcedShutdown => 83,
+            ExitCode::HandlerFailure => 84,
+            ExitCode::App(c) => c.0,
+        }
+    }
+
+    /// The report outcome (`layout::OUTCOME_*`) recorded when the process ends with this code
+    /// on purpose: the code's own outcome, `exit` for an application's code.
+    ///
+    /// Async-signal-safe.
+    pub const fn outcome(self) -> u32 {
+        use crate::layout::*;
+        match self {
+            ExitCode::Ok => OUTCOME_CLEAN_EXIT,
+            ExitCode::Panic => OUTCOME_PANIC,
+            ExitCode::MemoryBudget => OUTCOME_MEMORY_BUDGET,
+            ExitCode::ThreadBudget => OUTCOME_THREAD_BUDGET,
+            ExitCode::ShutdownTimeout => OUTCOME_SHUTDOWN_TIMEOUT,
+            ExitCode::ForcedShutdown => OUTCOME_FORCED_SHUTDOWN,
+            ExitCode::HandlerFailure => OUTCOME_HANDLER_FAILURE,
+            ExitCode::App(_) => OUTCOME_EXIT,
+        }
     }
 
     /// A short snake_case name, matching the report's `outcome` where one exists.
@@ -65,6 +162,7 @@ impl ExitCode {
             ExitCode::ShutdownTimeout => "shutdown_timeout",
             ExitCode::ForcedShutdown => "forced_shutdown",
             ExitCode::HandlerFailure => "handler_failure",
+            ExitCode::App(_) => "exit",
         }
     }
 
@@ -80,10 +178,12 @@ impl ExitCode {
             ExitCode::ShutdownTimeout => "graceful shutdown missed its deadline; forced exit",
             ExitCode::ForcedShutdown => "second termination signal during shutdown; immediate exit",
             ExitCode::HandlerFailure => "the crash handler itself faulted or timed out",
+            ExitCode::App(_) => "the application's own exit code",
         }
     }
 
-    /// The code with this numeric value, if it is one of crashguard's.
+    /// The code with this numeric value, if it is one of crashguard's own (never an
+    /// [`ExitCode::App`]).
     pub fn from_code(code: u8) -> Option<ExitCode> {
         ExitCode::ALL.into_iter().find(|c| c.code() == code)
     }
@@ -121,6 +221,30 @@ mod tests {
             sorted,
             ExitCode::ALL.map(|c| c.code()),
             "ALL is in numeric order"
+        );
+    }
+
+    #[test]
+    fn application_codes_are_accepted_except_reserved_ones() {
+        for n in 0..=255u8 {
+            let r = ExitCode::app(n);
+            let reserved = n == 0 || (80..=84).contains(&n) || n >= 126;
+            assert_eq!(r.is_err(), reserved, "{n}: {r:?}");
+            if let Ok(c) = r {
+                assert_eq!(c.code(), n);
+                assert_eq!(c.name(), "exit");
+                assert_eq!(c.outcome(), crate::layout::OUTCOME_EXIT);
+                assert_eq!(ExitCode::from_code(n).filter(|k| *k == c), None);
+            }
+        }
+        for c in ExitCode::ALL {
+            assert_ne!(c.outcome(), crate::layout::OUTCOME_EXIT, "{c}");
+        }
+        assert!(
+            ExitCode::app(82)
+                .unwrap_err()
+                .to_string()
+                .contains("crashguard")
         );
     }
 }

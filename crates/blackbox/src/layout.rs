@@ -372,6 +372,13 @@ pub const OUTCOME_SHUTDOWN_TIMEOUT: u32 = 6;
 pub const OUTCOME_FORCED_SHUTDOWN: u32 = 7;
 /// See [`OUTCOME_CLEAN_EXIT`].
 pub const OUTCOME_HANDLER_FAILURE: u32 = 8;
+/// See [`OUTCOME_CLEAN_EXIT`]: the process called `exit` (or returned from `main`) without a
+/// crashguard shutdown, or ended on purpose with an application's own code.
+pub const OUTCOME_EXIT: u32 = 9;
+
+/// `End::exit_code` when the status is not known (an exit seen by an `atexit` handler, which
+/// is not told the status).
+pub const EXIT_CODE_UNKNOWN: u32 = u32::MAX;
 
 /// The whole fixed part of a black-box file.
 #[repr(C)]

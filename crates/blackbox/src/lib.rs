@@ -54,6 +54,7 @@ mod crc;
 mod decode;
 mod error;
 mod exit_code;
+mod exit_watch;
 pub mod explain;
 mod in_use;
 pub mod layout;
@@ -71,7 +72,7 @@ mod writer;
 pub use crc::crc32;
 pub use decode::{DecodeError, decode, decode_header, signal_info};
 pub use error::Error;
-pub use exit_code::ExitCode;
+pub use exit_code::{AppCode, ExitCode, ReservedExitCode};
 pub use in_use::slot_in_use;
 pub use names::{code_is_sent, code_name, signal_name};
 pub use open::{
@@ -81,4 +82,4 @@ pub use report::*;
 pub use store::{
     Retention, StoredReport, keep_unreadable, list_reports, read_report, reports_dir, write_report,
 };
-pub use writer::{BlackBox, EndWriter, active};
+pub use writer::{BlackBox, EndWriter, active, set_end_wait_limit};

@@ -164,6 +164,8 @@ pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
         });
     }
     ensure_private_dir(dir)?;
+    // A dropped guard's box keeps its slot until the process ends or a new one is opened.
+    crate::writer::release_retired();
     let boxes = dir.join("blackbox");
     ensure_private_dir(&boxes)?;
 

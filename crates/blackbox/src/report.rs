@@ -29,6 +29,11 @@ pub enum Outcome {
     KilledWithoutWarning,
     /// The crash handler itself faulted or timed out.
     HandlerFailure,
+    /// The process exited on its own terms rather than through a crashguard shutdown:
+    /// `std::process::exit`, `libc::exit`, `main` returning a status other than the one
+    /// recorded, or `Guard::exit` with an application's own code ([`crate::ExitCode::app`]).
+    /// `exit_code` is the status when it could be known.
+    Exit,
 }
 
 impl Outcome {
@@ -44,6 +49,7 @@ impl Outcome {
             Outcome::ForcedShutdown => "forced_shutdown",
             Outcome::KilledWithoutWarning => "killed_without_warning",
             Outcome::HandlerFailure => "handler_failure",
+            Outcome::Exit => "exit",
         }
     }
 
@@ -351,6 +357,10 @@ impl std::fmt::Display for Report {
             }
             Outcome::KilledWithoutWarning => f.write_str("was killed without warning")?,
             Outcome::HandlerFailure => f.write_str("crashed inside its crash handler")?,
+            Outcome::Exit => match self.exit_code {
+                Some(code) => write!(f, "exited with status {code}")?,
+                None => f.write_str("exited with an unknown status")?,
+            },
         }
         // Which thread ran the clean exit says nothing; for everything else it matters.
         if let Some(t) = self
@@ -377,7 +387,7 @@ impl std::fmt::Display for Report {
         if let Some(v) = &self.verdict {
             write!(f, " ({v})")?;
         }
-        if let Some(code) = self.exit_code {
+        if let Some(code) = self.exit_code.filter(|_| self.outcome != Outcome::Exit) {
             write!(f, ", exit status {code}")?;
         }
         if let Some(secs) = self.uptime_secs() {

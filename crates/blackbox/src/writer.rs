@@ -9,18 +9,61 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::assafe;
 use crate::crc;
 use crate::layout::{
-    AllocFailure, Breadcrumb, End, Heartbeat, PanicRecord, Record, STATE_ENDED, ShutdownRecord,
+    AllocFailure, Breadcrumb, EXIT_CODE_UNKNOWN, End, Heartbeat, OUTCOME_CLEAN_EXIT, OUTCOME_EXIT,
+    PanicRecord, Record, STATE_ENDED, ShutdownRecord,
 };
 
 /// The black box armed in this process, if any. Set once by [`BlackBox::arm`] and never freed:
 /// a signal handler on another thread may be reading it at any moment.
 static ACTIVE: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The black box of a guard that was dropped, still locked so that the exit watcher
+/// (`exit_watch`) can amend its end with the status the process really exits with. Released
+/// by the next [`crate::open_slot`] of this process.
+static RETIRED: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
+
+/// How long a party that wants to end the process waits for another thread's claimed but
+/// uncommitted end (a crash handler recording), in nanoseconds.
+static END_WAIT_NS: AtomicU64 = AtomicU64::new(5_000_000_000);
+
 /// Runs in a child process right after `fork`.
 ///
 /// Async-signal-safe.
 extern "C" fn disarm_in_fork_child() {
     ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
+    RETIRED.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+/// The retired black box (see [`RETIRED`]), if any.
+///
+/// Async-signal-safe.
+pub(crate) fn retired() -> Option<&'static BlackBox> {
+    let p = RETIRED.load(Ordering::Acquire);
+    // SAFETY: RETIRED only ever holds null or a pointer from `Box::leak` that was published in
+    // ACTIVE before; such boxes are never freed.
+    unsafe { p.as_ref() }
+}
+
+/// Releases the slot lock of the retired black box, if any: a new installation in this process
+/// supersedes it, and may want the same slot.
+pub(crate) fn release_retired() {
+    let p = RETIRED.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: as in `retired`.
+    if let Some(bb) = unsafe { p.as_ref() } {
+        crate::sys::unlock(&bb._lock);
+    }
+}
+
+/// Sets how long a thread that is about to end the process waits for a crash handler on
+/// another thread to commit its record ([`BlackBox::wait_for_end`]); 5 s unless set. The
+/// fatal handlers set it to their watchdog's timeout plus a margin.
+///
+/// Async-signal-safe.
+pub fn set_end_wait_limit(limit: std::time::Duration) {
+    END_WAIT_NS.store(
+        u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 /// The black box armed in this process, if any.
@@ -90,6 +133,7 @@ impl BlackBox {
     /// in every child.
     pub fn arm(self) -> Result<&'static BlackBox, BlackBox> {
         crate::sys::on_fork_child(disarm_in_fork_child);
+        crate::exit_watch::watch();
         let leaked: &'static mut BlackBox = Box::leak(Box::new(self));
         let p: *mut BlackBox = leaked;
         match ACTIVE.compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
@@ -103,9 +147,12 @@ impl BlackBox {
     /// Withdraws this black box from [`active`], so that a later `install()` may arm a new
     /// one. The mapping itself stays: a handler may still hold the reference.
     ///
-    /// The slot's lock is released explicitly: the mapping keeps the locked file description
-    /// alive, so without this a later `install()` in the same process would need a new slot
-    /// each time and run out of them.
+    /// The box is retired, not released: its slot stays locked until the process ends, so
+    /// that an `exit` with another status than the recorded one (a `main` that returns an
+    /// error after dropping the guard) can still be recorded, and no other process reads the
+    /// slot before that. The next `open` in this process releases the lock (the mapping keeps
+    /// the locked file description alive, so without that a later `install()` in the same
+    /// process would need a new slot each time and run out of them).
     pub fn disarm(&'static self) {
         let me = self as *const BlackBox as *mut BlackBox;
         let was_active = ACTIVE
@@ -117,7 +164,61 @@ impl BlackBox {
             )
             .is_ok();
         if was_active {
-            crate::sys::unlock(&self._lock);
+            let previous = RETIRED.swap(me, Ordering::AcqRel);
+            // SAFETY: as in `retired`.
+            if let Some(old) = unsafe { previous.as_ref() } {
+                crate::sys::unlock(&old._lock);
+            }
+        }
+    }
+
+    /// Records that the process is exiting with `status` (or [`EXIT_CODE_UNKNOWN`]): an
+    /// `exit` end if nobody recorded one; the real status over a clean end recorded with
+    /// another; after waiting for a claimed end another thread is still writing. Called by
+    /// the exit watcher.
+    ///
+    /// Async-signal-safe.
+    pub(crate) fn record_exit(&self, status: u32) {
+        if let Some(mut w) = self.claim_end() {
+            let end = w.end();
+            end.detail_len = assafe::copy_bytes(
+                &mut end.detail,
+                b"the process called exit (std::process::exit, libc::exit or a return from main) without a crashguard shutdown: no shutdown hooks ran",
+            );
+            w.commit(OUTCOME_EXIT, status);
+            return;
+        }
+        self.wait_for_end();
+        if status == EXIT_CODE_UNKNOWN || self.state() != STATE_ENDED {
+            return;
+        }
+        // SAFETY: a committed end section is only rewritten by the amend functions below,
+        // field by field; these are plain integer reads of the live mapping.
+        let (outcome, code) = unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) };
+        if (outcome == OUTCOME_CLEAN_EXIT || outcome == OUTCOME_EXIT) && code != status {
+            self.overwrite_end(Some(OUTCOME_EXIT), status);
+        }
+    }
+
+    /// Waits, boundedly, while another thread holds an uncommitted claim on the `end` section:
+    /// a crash handler that is recording. It ends the process itself when done, so a caller
+    /// that is about to exit normally must not exit under it with a half-written record.
+    /// Returns at once when the end is committed, unclaimed, or claimed by the calling thread.
+    ///
+    /// Async-signal-safe.
+    pub fn wait_for_end(&self) {
+        let me = assafe::gettid().max(1);
+        let limit = END_WAIT_NS.load(Ordering::Relaxed);
+        let start = assafe::now_monotonic_ns();
+        loop {
+            let claimant = self.claimant();
+            if self.state() == STATE_ENDED || claimant == 0 || claimant == me {
+                return;
+            }
+            if assafe::now_monotonic_ns().saturating_sub(start) >= limit {
+                return;
+            }
+            crate::sys::exit::sleep_ns(1_000_000);
         }
     }
 
@@ -358,11 +459,21 @@ impl BlackBox {
 
     /// Async-signal-safe.
     fn overwrite_exit_code(&self, exit_code: u32) -> bool {
+        self.overwrite_end(None, exit_code)
+    }
+
+    /// Rewrites the outcome (when given) and the exit code of a committed `end` section.
+    ///
+    /// Async-signal-safe.
+    fn overwrite_end(&self, outcome: Option<u32>, exit_code: u32) -> bool {
         if self.state() != STATE_ENDED {
             return false;
         }
         let mut w = EndWriter { bb: self };
         let end = w.end();
+        if let Some(o) = outcome {
+            end.outcome = o;
+        }
         end.exit_code = exit_code;
         end.checksum = 0;
         let sum = end_checksum(end);

@@ -72,6 +72,11 @@ fn write_doc(s: &mut String) -> std::fmt::Result {
          everything else. 70 is also BSD's `EX_SOFTWARE`, which a panic is."
     )?;
     writeln!(s)?;
+    writeln!(
+        s,
+        "An application ends with its own code through `guard.exit(ExitCode::app(n)?)`, which          accepts 1–125 except 80–84 (1, 2, the `sysexits` codes 64–78, ...); its report's outcome          is `exit` with that status. So is an exit made outside crashguard (`std::process::exit`,          `libc::exit`, `main` returning another status after the guard was dropped)."
+    )?;
+    writeln!(s)?;
     writeln!(s, "## Other statuses you will meet")?;
     writeln!(s)?;
     writeln!(s, "| status | most likely meaning |")?;

@@ -208,6 +208,10 @@ pub fn summary(r: &Report) -> String {
             ),
             None => "memory budget exhausted".to_owned(),
         },
+        Outcome::Exit => match r.exit_code {
+            Some(code) => format!("exit with status {code}"),
+            None => "exit with an unknown status".to_owned(),
+        },
         Outcome::KilledWithoutWarning => r
             .verdict
             .clone()

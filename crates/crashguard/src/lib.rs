@@ -103,7 +103,7 @@ pub mod tracing {
 }
 
 pub use config::{CleanExit, Config, PanicPolicy, TerminationLog};
-pub use crashguard_blackbox::{ExitCode, Outcome, Report, explain};
+pub use crashguard_blackbox::{AppCode, ExitCode, Outcome, Report, ReservedExitCode, explain};
 pub use crashguard_budget::memory::{BudgetAllocator, MemoryBudget};
 pub use crashguard_budget::thread::{ThreadBudget, ThreadPolicy};
 pub use crashguard_signals::{FatalPolicy, Signal};

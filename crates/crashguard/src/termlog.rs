@@ -101,6 +101,7 @@ fn outcome_name(outcome: u32) -> &'static str {
         OUTCOME_THREAD_BUDGET => "thread_budget",
         OUTCOME_SHUTDOWN_TIMEOUT => "shutdown_timeout",
         OUTCOME_FORCED_SHUTDOWN => "forced_shutdown",
+        OUTCOME_EXIT => "exit",
         _ => "handler_failure",
     }
 }

@@ -20,7 +20,10 @@
 //! `segv-two-threads` (two threads fault at once), `overflow-main`, `overflow-std-thread`, `overflow-guarded-thread`, `overflow-pthread`
 //! (a raw `pthread_create` thread that calls `prepare_current`), `overflow-pthread-unprepared`
 //! (one that does not), `wait` (print `READY`, read a scenario from stdin and run it),
-//! `install-twice`, `zero-grace`.
+//! `install-twice`, `zero-grace`; exits outside crashguard: `process-exit-3`
+//! (`std::process::exit(3)`), `libc-exit-4`, `drop-then-return-5` (the guard is dropped, then
+//! `main` returns 5), `drop-then-return-0`, `forget-guard` (the guard is leaked and `main`
+//! returns 0), `guard-exit-app-69` (`guard.exit(ExitCode::app(69))`).
 
 use std::hint::black_box;
 use std::io::BufRead;
@@ -75,6 +78,25 @@ fn main() -> ExitCode {
         "overflow-guarded-thread" => overflow_on_guarded_thread(),
         "overflow-pthread" => overflow_on_raw_pthread(true),
         "overflow-pthread-unprepared" => overflow_on_raw_pthread(false),
+        "process-exit-3" => std::process::exit(3),
+        // SAFETY: exit runs the atexit handlers and ends the process; nothing here relies on
+        // destructors.
+        "libc-exit-4" => unsafe { libc::exit(4) },
+        "drop-then-return-5" => {
+            drop(guard);
+            return ExitCode::from(5);
+        }
+        "drop-then-return-0" => {
+            drop(guard);
+            return ExitCode::SUCCESS;
+        }
+        "forget-guard" => {
+            std::mem::forget(guard);
+            return ExitCode::SUCCESS;
+        }
+        "guard-exit-app-69" => {
+            guard.exit(crashguard::ExitCode::app(69).expect("69 is an application code"))
+        }
         "install-twice" => {
             let second = crashguard::Config::new("child-2").report_dir(dir).install();
             match second {

@@ -4,6 +4,7 @@
 //! thread ids come from `pthread_self`, thread names may be empty, and loaded modules are not
 //! enumerated (frames are then recorded as absolute addresses).
 
+pub(crate) mod exit;
 pub(crate) mod modules;
 
 use std::ffi::CString;

@@ -62,15 +62,7 @@ struct Ending {
 
 /// The outcome recorded for an explicit exit code.
 fn outcome_of(code: ExitCode) -> u32 {
-    match code {
-        ExitCode::Ok => OUTCOME_CLEAN_EXIT,
-        ExitCode::Panic => OUTCOME_PANIC,
-        ExitCode::MemoryBudget => OUTCOME_MEMORY_BUDGET,
-        ExitCode::ThreadBudget => OUTCOME_THREAD_BUDGET,
-        ExitCode::ShutdownTimeout => OUTCOME_SHUTDOWN_TIMEOUT,
-        ExitCode::ForcedShutdown => OUTCOME_FORCED_SHUTDOWN,
-        _ => OUTCOME_HANDLER_FAILURE,
-    }
+    code.outcome()
 }
 
 /// Whether this signal, arriving during a shutdown, forces an immediate exit.
