@@ -53,6 +53,7 @@ pub enum TerminationLog {
 /// The configuration of a crashguard installation. Build it in `main()` and call
 /// [`Config::install`].
 #[derive(Clone, Debug)]
+#[must_use = "a Config does nothing until it is installed"]
 pub struct Config {
     pub(crate) app: String,
     pub(crate) report_dir: Option<PathBuf>,

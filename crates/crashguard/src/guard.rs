@@ -23,6 +23,18 @@ pub(crate) struct Inner {
 
 /// crashguard, installed. Dropping the guard records a clean exit, restores the signal
 /// dispositions that were there before and stops the samplers; keep it alive in `main()`.
+///
+/// `crashguard::install(config)?;` on its own line would drop the guard at once and uninstall
+/// everything again, hence `#[must_use]`: bind it, `let guard = ...`, for the life of `main`.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// fn main() -> Result<(), crashguard::Error> {
+///     crashguard::install(crashguard::Config::new("my-service"))?; // the guard is dropped here
+///     Ok(())
+/// }
+/// ```
+#[must_use = "dropping the Guard uninstalls crashguard at once; keep it alive in main()"]
 pub struct Guard {
     inner: Inner,
 }
@@ -117,8 +129,12 @@ impl Guard {
     /// Runs the shutdown hooks under the grace period, records the end, and exits with `code`.
     /// The replacement for `std::process::exit`, which skips destructors and flushes.
     ///
-    /// If a shutdown is already under way, this waits for it, and the process ends with that
-    /// shutdown's code. Called from inside a shutdown hook, it ends that hook at once (by
+    /// If a shutdown is already under way (the application heard of it and drained), this ends
+    /// the application's part of it: the process exits with `code` once the hooks are done and
+    /// no [`crate::ShutdownHold`] is alive — with the root cause's code instead when a panic or
+    /// a budget started the shutdown, and with the shutdown's own code (0, or `128 + n` under
+    /// [`crate::CleanExit::SignalConvention`]) for [`ExitCode::Ok`]. Called from inside a
+    /// shutdown hook, it ends that hook at once (by
     /// unwinding out of it, which `panic = "abort"` turns into an abort) and the process exits
     /// with `code` after the remaining hooks.
     pub fn exit(&self, code: ExitCode) -> ! {
@@ -138,8 +154,11 @@ impl Guard {
     /// ```
     ///
     /// The returned status is `code`, unless a hook called [`Guard::exit`] with another.
-    /// Deadlines and second signals still end the process at once, as in any shutdown; if a
-    /// shutdown is already under way, this waits for it to end the process.
+    /// Deadlines and second signals still end the process at once, as in any shutdown. If a
+    /// shutdown is already under way (the application heard of it and drained), this ends the
+    /// application's part of it: it waits for the hooks and the [`crate::ShutdownHold`]s, and
+    /// returns the status as [`Guard::exit`] would exit with it.
+    #[must_use = "return the status from main, or the process exits with another one"]
     pub fn shutdown(self, code: ExitCode) -> std::process::ExitCode {
         let status = self.coordinator().finish(code);
         drop(self);

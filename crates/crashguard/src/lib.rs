@@ -7,7 +7,10 @@
 //!   process then dies of the same signal (or exits `128 + n`, by [`FatalPolicy`]).
 //! - **Termination signals** (SIGTERM, SIGINT, SIGHUP) start a graceful shutdown: the
 //!   application is told who asked ([`ShutdownSignal`]), hooks run in order under a deadline
-//!   ([`Guard::on_shutdown`]), and the process exits with a documented [`ExitCode`].
+//!   ([`Guard::on_shutdown`]), and the process exits with a documented [`ExitCode`]. An
+//!   application that listens ([`ShutdownSignal::wait_async`] and friends) owns its drain: the
+//!   process ends when the application ends it, or at the deadline; [`ShutdownSignal::hold`]
+//!   keeps the exit back for work in flight.
 //! - **Budgets** end the process deliberately before the kernel does: a [`MemoryBudget`]
 //!   (exact with [`BudgetAllocator`], sampled from RSS and the cgroup otherwise) and a
 //!   [`ThreadBudget`] with a spawn API that returns errors instead of panicking.
@@ -33,6 +36,8 @@
 //!     }
 //!     guard.on_shutdown("flush producer", || { /* producer.flush() */ });
 //!     let shutdown = guard.shutdown_signal();
+//!     // The exit waits for the worker's work in flight (within the grace period).
+//!     let hold = shutdown.hold();
 //!     let worker = crashguard::thread::Builder::new()
 //!         .name("worker".into())
 //!         .spawn(move || {
@@ -40,6 +45,7 @@
 //!                 crashguard::breadcrumb("handled a request");
 //!                 # break;
 //!             }
+//!             drop(hold);
 //!         })
 //!         .expect("within the thread budget");
 //!     let _ = worker.join();
@@ -110,7 +116,7 @@ pub use crashguard_signals::{FatalPolicy, Signal};
 pub use error::Error;
 pub use guard::Guard;
 pub use previous::PreviousRunError;
-pub use shutdown::{ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
+pub use shutdown::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
 
 /// The report types, for code that inspects [`Report`] in detail.
 pub mod report {

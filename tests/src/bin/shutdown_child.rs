@@ -139,6 +139,9 @@ fn main() -> ExitCode {
             say!("READY");
             if scenario == "storm" {
                 guard.shutdown_signal().wait();
+                // Waiting made main the owner of the drain: the process ends once main is
+                // done and the hooks are.
+                end_of_main(guard)
             }
             park_forever()
         }
@@ -148,8 +151,10 @@ fn main() -> ExitCode {
             let guard = install(base(&dir));
             print_previous(&guard);
             printing_hook(&guard, "only");
+            let (seen_tx, seen_rx) = mpsc::channel::<()>();
             for id in 0..3 {
                 let shutdown = guard.shutdown_signal();
+                let seen = seen_tx.clone();
                 let spawned = crashguard::thread::Builder::new()
                     .name(format!("poller-{id}"))
                     .spawn(move || {
@@ -160,12 +165,16 @@ fn main() -> ExitCode {
                                 say!("POLLING {id}");
                             }
                         }
+                        let _ = seen.send(());
                     });
                 if spawned.is_err() {
                     return ExitCode::from(65);
                 }
             }
-            park_forever()
+            // The pollers listen, so the application owns the drain: main ends it once one of
+            // them has seen the request.
+            let _ = seen_rx.recv();
+            end_of_main(guard)
         }
         // The shell convention: a completed shutdown after SIGTERM exits 143.
         "signal-convention" => {
@@ -198,7 +207,7 @@ fn main() -> ExitCode {
             let request = shutdown.wait();
             say!("OBSERVED {}", request.reason);
             let _ = observed_tx.send(());
-            park_forever()
+            end_of_main(guard)
         }
         "panic-main" => {
             let guard = install(base(&dir));
@@ -227,7 +236,7 @@ fn main() -> ExitCode {
             let request = guard.shutdown_signal().wait();
             say!("OBSERVED {}", request.reason);
             let _ = observed_tx.send(());
-            park_forever()
+            end_of_main(guard)
         }
         // PanicPolicy::Unwind: the panic is recorded, the process goes on and exits 0.
         "unwind" => {
@@ -305,6 +314,48 @@ fn main() -> ExitCode {
             guard.request_shutdown("scenario exit-in-hook");
             park_forever()
         }
+        // The application owns the drain: main listens, drains until the test says so (a line
+        // on stdin), and returns; the hooks finish long before that and must not end the
+        // process. `drain-overdue` never finishes its drain: the grace period ends it.
+        "drain" | "drain-overdue" => {
+            let mut config = base(&dir);
+            if scenario == "drain-overdue" {
+                config = config.shutdown_grace(Duration::from_millis(1500));
+            }
+            let guard = install(config);
+            print_previous(&guard);
+            printing_hook(&guard, "quick");
+            let shutdown = guard.shutdown_signal();
+            say!("READY");
+            let request = shutdown.wait();
+            say!("DRAINING {}", request.reason);
+            if scenario == "drain-overdue" {
+                park_forever()
+            }
+            wait_for_stdin();
+            say!("DRAINED");
+            end_of_main(guard)
+        }
+        // Work in flight holds the exit back: the application does not listen, a worker holds
+        // the exit until the test releases it.
+        "hold" => {
+            let guard = install(base(&dir));
+            print_previous(&guard);
+            printing_hook(&guard, "quick");
+            let hold = guard.shutdown_signal().hold();
+            let worker = crashguard::thread::Builder::new()
+                .name("in-flight".into())
+                .spawn(move || {
+                    wait_for_stdin();
+                    say!("RELEASED");
+                    drop(hold);
+                });
+            if worker.is_err() {
+                return ExitCode::from(65);
+            }
+            say!("READY");
+            park_forever()
+        }
         // After the guard is dropped, SIGTERM gets the default action again.
         "drop" => {
             let guard = install(base(&dir));
@@ -319,6 +370,14 @@ fn main() -> ExitCode {
             ExitCode::from(64)
         }
     }
+}
+
+/// What returning from `main` does during a shutdown: dropping the guard tells the coordinator
+/// that the application's drain is over, and the coordinator ends the process once the hooks
+/// are done too, with the shutdown's code.
+fn end_of_main(guard: crashguard::Guard) -> ! {
+    drop(guard);
+    unreachable!("dropping the guard during a shutdown ends the process")
 }
 
 /// The main thread's part is over; the coordinator ends the process.

@@ -27,6 +27,12 @@
 //!   root cause keeps its code (70, 80, 81) and the report's detail names the hook that overran.
 //! - A hook that calls [`crate::Guard::exit`] ends that hook (it is recorded as `ok`); the
 //!   remaining hooks run and the process exits with the hook's code.
+//! - The application owns the drain when it listens ([`ShutdownSignal::wait`], `wait_timeout`,
+//!   `wait_async`, `receiver`): once the hooks are done, the process waits for the
+//!   application to end it (dropping the guard, `Guard::shutdown`, `Guard::exit`). Work in
+//!   flight holding a [`ShutdownHold`] keeps the exit back too. Neither waits past the grace
+//!   period: then the process exits 82 (or the root cause's code) and the detail says what
+//!   was pending. `docs/operations.md` has the whole table.
 
 mod hooks;
 mod run;
@@ -45,7 +51,7 @@ use crate::{Config, Error};
 
 use hooks::ExitFromHook;
 use signal::Broadcast;
-pub use signal::{ShutdownReason, ShutdownRequest, ShutdownSignal};
+pub use signal::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal};
 pub use wait_async::WaitAsync;
 
 /// What the coordinator is asked to do.
@@ -64,8 +70,11 @@ enum Command {
     /// Run the hooks, record the end with this code, and reply with the exit status to use
     /// (the code, unless a hook called `exit` with another) instead of exiting.
     Finish(ExitCode, Sender<u8>),
-    /// The guard is being dropped: stop unless a shutdown is under way.
+    /// The guard is being dropped: stop unless a shutdown is under way; during one, the
+    /// application has ended its part (it returned from `main`).
     Stop,
+    /// The last [`ShutdownHold`] was dropped during a shutdown.
+    Released,
 }
 
 /// A cheap, clonable handle for the panic hook and the budget samplers.
@@ -172,7 +181,7 @@ impl Coordinator {
         }
         let _ = self.tx.send(Command::Exit(code));
         // The coordinator ends the process; this thread waits for that. If a shutdown is
-        // already under way, the process ends with that shutdown's code.
+        // already under way, this ends the application's part of it.
         loop {
             std::thread::park();
         }
@@ -180,7 +189,7 @@ impl Coordinator {
 
     /// Runs the hooks and records the end with `code`, then returns the exit status to use:
     /// `code`, unless a hook called [`crate::Guard::exit`] with another. If a shutdown is
-    /// already under way, this waits for it to end the process.
+    /// already under way, this ends the application's part of it and waits for the rest.
     pub(crate) fn finish(&self, code: ExitCode) -> u8 {
         let (reply, done) = crossbeam_channel::bounded(1);
         if self.tx.send(Command::Finish(code, reply)).is_ok() {

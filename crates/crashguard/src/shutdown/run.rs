@@ -44,14 +44,24 @@ pub(super) struct Run {
     pub(super) termlog: Option<TermLog>,
 }
 
-/// What happens once the hooks ran.
-enum Then {
-    /// Exit with the code that follows from the reason.
-    ByReason,
-    /// Exit with this code ([`crate::Guard::exit`]).
+/// How the application ended its part of a shutdown.
+enum AppEnd {
+    /// [`crate::Guard::exit`]: exit with this code.
     Exit(ExitCode),
-    /// Record this code and reply instead of exiting ([`crate::Guard::shutdown`]).
+    /// [`crate::Guard::shutdown`]: record this code and reply with the status instead of
+    /// exiting.
     Return(ExitCode, Sender<u8>),
+    /// The guard was dropped: `main` returned.
+    Dropped,
+}
+
+impl AppEnd {
+    fn code(&self) -> Option<ExitCode> {
+        match self {
+            AppEnd::Exit(code) | AppEnd::Return(code, _) => Some(*code),
+            AppEnd::Dropped => None,
+        }
+    }
 }
 
 /// How a shutdown ends.
@@ -84,12 +94,50 @@ fn root_cause(reason: &ShutdownReason) -> Option<Ending> {
     })
 }
 
+/// Handles a command that arrives while a shutdown runs. The application ending its part is
+/// remembered (the first such end counts); other requests are moot, since whoever sent them
+/// waits for the process to end. Returns a signal that forces an immediate exit.
+fn during(c: Command, app_end: &mut Option<AppEnd>) -> Option<TermSignal> {
+    let end = match c {
+        Command::Signal(t) if forces(t.signal) => return Some(t),
+        Command::Exit(code) => AppEnd::Exit(code),
+        Command::Finish(code, reply) => AppEnd::Return(code, reply),
+        Command::Stop => AppEnd::Dropped,
+        Command::Signal(_) | Command::Request(_) | Command::Rearm | Command::Released => {
+            return None;
+        }
+    };
+    if app_end.is_none() {
+        *app_end = Some(end);
+    }
+    None
+}
+
+/// What the shutdown was waiting for after its hooks, as a clause ("the application drained").
+fn draining(app_pending: bool, holds: usize) -> String {
+    match (app_pending, holds) {
+        (true, 0) => "the application drained".to_owned(),
+        (true, n) => format!("the application drained ({n} holds alive)"),
+        (false, n) => format!("{n} holds were alive"),
+    }
+}
+
+/// The detail of a drain that missed the deadline.
+fn overdue(app_pending: bool, holds: usize, grace: Duration) -> String {
+    let what = match (app_pending, holds) {
+        (true, 0) => "the application had not ended its drain".to_owned(),
+        (true, n) => format!("the application had not ended its drain and {n} holds were alive"),
+        (false, n) => format!("{n} holds were still alive"),
+    };
+    format!("{what} when the {grace:?} grace period ended (the hooks had finished)")
+}
+
 impl Run {
     pub(super) fn main(self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
         // A panic on this thread is a crashguard bug; it must not start another shutdown.
         crate::panic::mark_hook_thread();
         let never = crossbeam_channel::never();
-        let (reason, then) = loop {
+        let (reason, mut app_end) = loop {
             // While application threads wait, they receive the signals (see `signal::Direct`).
             let term = if self.broadcast.has_direct_waiters() {
                 &never
@@ -98,24 +146,24 @@ impl Run {
             };
             select! {
                 recv(term) -> t => match t {
-                    Ok(t) => break (ShutdownReason::from(t), Then::ByReason),
+                    Ok(t) => break (ShutdownReason::from(t), None),
                     Err(_) => return,
                 },
                 recv(cmd_rx) -> c => match c {
-                    Ok(Command::Rearm) => continue,
-                    Ok(Command::Request(r)) => break (r, Then::ByReason),
-                    Ok(Command::Signal(t)) => break (ShutdownReason::from(t), Then::ByReason),
+                    Ok(Command::Rearm | Command::Released) => continue,
+                    Ok(Command::Request(r)) => break (r, None),
+                    Ok(Command::Signal(t)) => break (ShutdownReason::from(t), None),
                     Ok(Command::Exit(code)) => {
-                        break (ShutdownReason::App(format!("exit with {code}")), Then::Exit(code))
+                        break (ShutdownReason::App(format!("exit with {code}")), Some(AppEnd::Exit(code)))
                     }
                     Ok(Command::Finish(code, reply)) => break (
                         ShutdownReason::App(format!("shutdown with {code}")),
-                        Then::Return(code, reply),
+                        Some(AppEnd::Return(code, reply)),
                     ),
                     // `select!` picks at random among ready channels: a signal that was queued
                     // when the guard started dropping still gets its shutdown.
                     Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
-                        Ok(t) => break (ShutdownReason::from(t), Then::ByReason),
+                        Ok(t) => break (ShutdownReason::from(t), Some(AppEnd::Dropped)),
                         Err(_) => return,
                     },
                 },
@@ -130,30 +178,33 @@ impl Run {
         });
         let reason = self.broadcast.get().map_or(reason, |r| r.reason.clone());
         // Signals queued before the shutdown began are part of the request that began it; only
-        // those that arrive from now on count as a second signal. Commands queued by now are
-        // moot: the shutdown under way ends the process.
+        // those that arrive from now on count as a second signal. Of the commands queued by now
+        // only the application's end of its part matters (it may already have drained).
         while term_rx.try_recv().is_ok() {}
-        while cmd_rx.try_recv().is_ok() {}
-        let (ending, detail) = self.shutdown(&reason, &then, term_rx, cmd_rx);
+        while let Ok(c) = cmd_rx.try_recv() {
+            let _ = during(c, &mut app_end);
+        }
+        let ending = self.shutdown(&reason, &mut app_end, term_rx, cmd_rx);
+        let detail = root_cause(&reason).map(|_| reason.to_string());
         self.finish(ending.outcome, ending.code, detail.as_deref());
-        match then {
-            Then::Return(_, reply) => {
+        match app_end {
+            Some(AppEnd::Return(_, reply)) => {
                 self.hooks.close();
                 let _ = reply.send(ending.code);
             }
-            Then::ByReason | Then::Exit(_) => crate::exit::clean(ending.code),
+            _ => crate::exit::clean(ending.code),
         }
     }
 
-    /// Publishes the request and runs the hooks; returns how the process should end, unless a
-    /// deadline or a second signal ends it first.
+    /// Runs the hooks, then waits for the application's drain and the holds; returns how the
+    /// process should end, unless a deadline or a second signal ends it first.
     fn shutdown(
         &self,
         reason: &ShutdownReason,
-        then: &Then,
+        app_end: &mut Option<AppEnd>,
         term_rx: Receiver<TermSignal>,
         cmd_rx: Receiver<Command>,
-    ) -> (Ending, Option<String>) {
+    ) -> Ending {
         let grace = match reason {
             ShutdownReason::Panic(_) => self.settings.panic_grace,
             _ => self.settings.grace,
@@ -214,7 +265,7 @@ impl Run {
                             Ok(t) if forces(t.signal) => {
                                 self.hook_status(i, HOOK_RUNNING, now.elapsed());
                                 self.skip(i + 1..total);
-                                self.forced(t, &name);
+                                self.forced(t, &format!("shutdown hook '{name}' ran"));
                             }
                             Ok(_) => {}
                             // The listener is gone only after this thread was told to stop; never
@@ -222,14 +273,11 @@ impl Run {
                             Err(_) => term = crossbeam_channel::never(),
                         },
                         recv(commands) -> c => match c {
-                            Ok(Command::Signal(t)) if forces(t.signal) => {
+                            Ok(c) => if let Some(t) = during(c, app_end) {
                                 self.hook_status(i, HOOK_RUNNING, now.elapsed());
                                 self.skip(i + 1..total);
-                                self.forced(t, &name);
-                            }
-                            // Other requests are moot while this shutdown runs: whoever sent
-                            // them waits for the process to end.
-                            Ok(_) => {}
+                                self.forced(t, &format!("shutdown hook '{name}' ran"));
+                            },
                             Err(_) => commands = crossbeam_channel::never(),
                         },
                         recv(crossbeam_channel::at(limit)) -> _ => break HOOK_TIMED_OUT,
@@ -247,20 +295,62 @@ impl Run {
                 }
             }
         }
-        (
-            self.ending(reason, then, hook_exit),
-            root_cause(reason).map(|_| reason.to_string()),
-        )
+        self.bb.breadcrumb("shutdown hooks done");
+
+        // The hooks are done; the process ends when the application has ended its part (if it
+        // listens for the request) and the last hold is gone, or at the deadline.
+        let drain_started = Instant::now();
+        let mut waited = false;
+        loop {
+            let app_pending = app_end.is_none() && self.broadcast.app_listens();
+            let holds = self.broadcast.holds();
+            if !app_pending && holds == 0 {
+                break;
+            }
+            waited = true;
+            if Instant::now() >= deadline {
+                self.timed_out(reason, &overdue(app_pending, holds, grace));
+            }
+            select! {
+                recv(term) -> t => match t {
+                    Ok(t) if forces(t.signal) => self.forced(t, &draining(app_pending, holds)),
+                    Ok(_) => {}
+                    Err(_) => term = crossbeam_channel::never(),
+                },
+                recv(commands) -> c => match c {
+                    Ok(c) => if let Some(t) = during(c, app_end) {
+                        self.forced(t, &draining(app_pending, holds));
+                    },
+                    Err(_) => commands = crossbeam_channel::never(),
+                },
+                // The loop re-checks the deadline.
+                recv(crossbeam_channel::at(deadline)) -> _ => {}
+            }
+        }
+        if waited {
+            self.bb.breadcrumb(&format!(
+                "application drain done {} ms after the hooks",
+                drain_started.elapsed().as_millis()
+            ));
+        }
+        // `Ok` from the application means "my drain went well": the shutdown's own code
+        // stands (0, or 128 + n under the signal convention).
+        let explicit = app_end
+            .as_ref()
+            .and_then(AppEnd::code)
+            .filter(|c| *c != ExitCode::Ok);
+        self.ending(reason, explicit, hook_exit)
     }
 
-    fn ending(&self, reason: &ShutdownReason, then: &Then, hook_exit: Option<ExitCode>) -> Ending {
+    fn ending(
+        &self,
+        reason: &ShutdownReason,
+        explicit: Option<ExitCode>,
+        hook_exit: Option<ExitCode>,
+    ) -> Ending {
         if let Some(e) = root_cause(reason) {
             return e;
         }
-        let explicit = match then {
-            Then::Exit(code) | Then::Return(code, _) => Some(*code),
-            Then::ByReason => None,
-        };
         if let Some(code) = hook_exit.or(explicit) {
             return Ending {
                 outcome: outcome_of(code),
@@ -356,8 +446,10 @@ impl Run {
         }
     }
 
-    fn forced(&self, t: TermSignal, hook: &str) -> ! {
-        let detail = format!("second termination signal ({t}) while shutdown hook '{hook}' ran");
+    /// Ends the process at once for a second signal that arrived while `what` (a clause:
+    /// "shutdown hook 'drain' ran").
+    fn forced(&self, t: TermSignal, what: &str) -> ! {
+        let detail = format!("second termination signal ({t}) while {what}");
         self.bb.breadcrumb(&detail);
         let code = ExitCode::ForcedShutdown.code();
         if let Some(mut w) = self.bb.claim_end() {

@@ -1,7 +1,7 @@
 //! The application's view of a shutdown: [`ShutdownRequest`], [`ShutdownReason`] and the
 //! clonable [`ShutdownSignal`].
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -106,6 +106,12 @@ pub(crate) struct Broadcast {
     pub(super) direct: OnceLock<Direct>,
     /// Threads inside `wait`/`wait_timeout` that receive signals directly.
     direct_waiters: AtomicUsize,
+    /// Whether the application listens for the request (`wait`, `wait_timeout`, `wait_async`,
+    /// `receiver`): then it owns the drain, and the process ends when the application ends it
+    /// or at the deadline, not when the hooks are done.
+    listening: AtomicBool,
+    /// Live [`ShutdownHold`]s: work in flight that delays the exit (within the grace period).
+    holds: AtomicUsize,
 }
 
 /// A thread's registration as a direct waiter; leaving (on any return) re-arms the coordinator
@@ -159,6 +165,43 @@ impl Broadcast {
         self.request.get()
     }
 
+    /// Notes that the application listens for the request and so owns the drain.
+    fn listen(&self) {
+        // A plain store: the flag only ever goes from false to true, and the coordinator reads
+        // it after the request is published, long after any listener that matters registered.
+        if !self.listening.load(Ordering::Relaxed) {
+            self.listening.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the application listens for the request (see [`Broadcast::listen`]).
+    pub(super) fn app_listens(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
+    }
+
+    /// How many [`ShutdownHold`]s are alive.
+    pub(super) fn holds(&self) -> usize {
+        self.holds.load(Ordering::SeqCst)
+    }
+
+    fn hold(self: &Arc<Self>) -> ShutdownHold {
+        self.holds.fetch_add(1, Ordering::SeqCst);
+        ShutdownHold {
+            broadcast: Arc::clone(self),
+        }
+    }
+
+    fn release(&self) {
+        // The coordinator re-reads the count whenever it is told, so only the last release
+        // during a shutdown needs to tell it.
+        if self.holds.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.get().is_some()
+            && let Some(direct) = self.direct.get()
+        {
+            let _ = direct.commands.send(Command::Released);
+        }
+    }
+
     /// Whether application threads are receiving signals directly (see [`Direct`]).
     pub(super) fn has_direct_waiters(&self) -> bool {
         self.direct_waiters.load(Ordering::SeqCst) > 0
@@ -208,7 +251,10 @@ impl ShutdownSignal {
         ShutdownSignal { broadcast, rx }
     }
 
-    /// Whether a shutdown has been requested.
+    /// Whether a shutdown has been requested. A peek: unlike [`ShutdownSignal::wait`] and the
+    /// other listeners, it does not make the application the owner of the drain (a health
+    /// endpoint may call it without delaying the exit). A worker loop that polls it should
+    /// take a [`ShutdownSignal::hold`] so that the exit waits for it.
     pub fn is_requested(&self) -> bool {
         self.broadcast.get().is_some()
     }
@@ -219,7 +265,12 @@ impl ShutdownSignal {
     }
 
     /// Blocks until shutdown is requested.
+    ///
+    /// Calling it means the application owns the drain: once the hooks are done the process
+    /// does not exit by itself but waits, within the grace period, for the application to end
+    /// it (return from `main` with the guard, [`crate::Guard::shutdown`], [`crate::Guard::exit`]).
     pub fn wait(&self) -> ShutdownRequest {
+        self.broadcast.listen();
         loop {
             if let Some(r) = self.wait_until(None) {
                 return r;
@@ -227,8 +278,10 @@ impl ShutdownSignal {
         }
     }
 
-    /// Blocks until shutdown is requested or `timeout` passes.
+    /// Blocks until shutdown is requested or `timeout` passes. Like [`ShutdownSignal::wait`],
+    /// it makes the application the owner of the drain.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<ShutdownRequest> {
+        self.broadcast.listen();
         self.wait_until(Some(Instant::now() + timeout))
     }
 
@@ -269,9 +322,34 @@ impl ShutdownSignal {
         }
     }
 
-    /// A channel that receives the request once, for `crossbeam_channel::select!`.
+    /// A channel that receives the request once, for `crossbeam_channel::select!`. Like
+    /// [`ShutdownSignal::wait`], it makes the application the owner of the drain.
     pub fn receiver(&self) -> &Receiver<ShutdownRequest> {
+        self.broadcast.listen();
         &self.rx
+    }
+
+    /// Holds the exit back while the returned value lives: for work in flight (a request being
+    /// answered, a write being persisted) that must finish before the process ends, like
+    /// tokio-util's `TaskTracker`. Take one when the work starts and drop it when the work is
+    /// done; move it into the task that does the work.
+    ///
+    /// Once a shutdown's hooks are done, the process waits until every hold is dropped — and
+    /// until the application ends the process, if it listens — but never past the grace period:
+    /// then it exits 82 and the report says how many holds were still alive. A hold taken after
+    /// the shutdown began counts too. Holds never delay the hooks, and never start a shutdown.
+    ///
+    /// ```no_run
+    /// # fn handle(shutdown: &crashguard::ShutdownSignal) {
+    /// let hold = shutdown.hold();
+    /// std::thread::spawn(move || {
+    ///     // ... answer the request, persist the write ...
+    ///     drop(hold);
+    /// });
+    /// # }
+    /// ```
+    pub fn hold(&self) -> ShutdownHold {
+        self.broadcast.hold()
     }
 
     /// A future that completes with the request, for async code. It needs no particular
@@ -285,7 +363,10 @@ impl ShutdownSignal {
     /// eprintln!("stopping: {}", request.reason);
     /// # }
     /// ```
+    ///
+    /// Like [`ShutdownSignal::wait`], it makes the application the owner of the drain.
     pub fn wait_async(&self) -> WaitAsync {
+        self.broadcast.listen();
         WaitAsync::new(Arc::clone(&self.broadcast))
     }
 }
@@ -293,5 +374,26 @@ impl ShutdownSignal {
 impl Clone for ShutdownSignal {
     fn clone(&self) -> Self {
         ShutdownSignal::new(Arc::clone(&self.broadcast))
+    }
+}
+
+/// Work in flight that the exit waits for; see [`ShutdownSignal::hold`]. Dropping it releases
+/// the hold.
+#[derive(Debug)]
+#[must_use = "the hold is released as soon as it is dropped; keep it while the work runs"]
+pub struct ShutdownHold {
+    broadcast: Arc<Broadcast>,
+}
+
+impl Clone for ShutdownHold {
+    /// Another hold on the same exit, for work that splits.
+    fn clone(&self) -> Self {
+        self.broadcast.hold()
+    }
+}
+
+impl Drop for ShutdownHold {
+    fn drop(&mut self) {
+        self.broadcast.release();
     }
 }
