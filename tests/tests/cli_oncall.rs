@@ -53,7 +53,7 @@ fn list_and_show_tell_what_the_next_run_will_say_about_a_sigkilled_process() {
         true,
         &Options {
             disabled: true,
-            binary: None,
+            ..Options::default()
         },
     )
     .expect("show --json");
@@ -96,7 +96,7 @@ fn show_skips_an_unreadable_newest_report() {
         false,
         &Options {
             disabled: true,
-            binary: None,
+            ..Options::default()
         },
     )
     .expect("show skips to a readable report");

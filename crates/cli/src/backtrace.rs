@@ -14,6 +14,8 @@ pub struct Options {
     pub disabled: bool,
     /// Use this file in place of the crashed executable.
     pub binary: Option<PathBuf>,
+    /// Directories to search for separate debug files; empty means `/usr/lib/debug`.
+    pub debug_dirs: Vec<PathBuf>,
 }
 
 /// One frame and what it resolved to.
@@ -52,6 +54,9 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
         Some(binary) => Symbolizer::new().with_binary(executable_of(report), binary.clone()),
         None => Symbolizer::new(),
     };
+    if !opts.debug_dirs.is_empty() {
+        symbolizer = symbolizer.with_debug_dirs(opts.debug_dirs.clone());
+    }
     let frames = report
         .backtrace
         .iter()

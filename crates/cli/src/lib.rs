@@ -13,7 +13,15 @@
 //! # Limitations
 //!
 //! - Symbolization needs the module on disk with the recorded build id (`--binary` replaces the
-//!   executable's path); split debug info (`.gnu_debuglink`, debuginfod) is not followed.
+//!   executable's path). Separate debug files are found under `/usr/lib/debug/.build-id/` and
+//!   through `.gnu_debuglink`; debuginfod is not asked.
+//! - File and line need DWARF line tables: for a release build, set
+//!   `[profile.release] debug = "line-tables-only"` (file:line and inlined functions, the
+//!   smallest setting that gives them; `debug = "limited"` or `true` work too). Rust's default
+//!   release profile strips debug information but keeps the symbol table, which gives function
+//!   names only. A stripped binary (`strip = "symbols"`) shows frames as `module+0xoffset`.
+//!   Ship the debug information split off with `objcopy --only-keep-debug` and either
+//!   `--add-gnu-debuglink` or a `.build-id/` directory (`--debug-dir`).
 //! - Inline frames are expanded; in `show --json` they become extra frames sharing one `ip`.
 //! - Whether a black box's process is still alive is judged from the slot file's `flock`
 //!   (`crashguard_blackbox::slot_in_use`): the kernel drops it when the process dies, so a box
@@ -41,6 +49,7 @@ compile_error!(
 
 pub mod backtrace;
 pub mod commands;
+pub mod debuginfo;
 pub mod error;
 pub mod exit_codes;
 pub mod input;

@@ -71,6 +71,10 @@ struct SymbolArgs {
     /// Print frames as recorded, without opening any binary.
     #[arg(long)]
     no_symbolize: bool,
+    /// Look for separate debug files (`.build-id/ab/cdef….debug`, `.gnu_debuglink` names) under
+    /// this directory instead of /usr/lib/debug; may be given several times.
+    #[arg(long, value_name = "DIR")]
+    debug_dir: Vec<PathBuf>,
 }
 
 impl SymbolArgs {
@@ -78,6 +82,7 @@ impl SymbolArgs {
         Options {
             disabled: self.no_symbolize,
             binary: self.binary.clone(),
+            debug_dirs: self.debug_dir.clone(),
         }
     }
 }

@@ -402,9 +402,10 @@ fn write_frame(out: &mut String, f: &ResolvedFrame, noted: bool) -> std::fmt::Re
         }
         if let Some(file) = &l.file {
             let line = l.line.map(|n| format!(":{n}")).unwrap_or_default();
+            // Column 0 means "unknown" in DWARF (assembly sources have none).
             let col = l
                 .column
-                .filter(|_| l.line.is_some())
+                .filter(|&c| c > 0 && l.line.is_some())
                 .map(|c| format!(":{c}"))
                 .unwrap_or_default();
             writeln!(out, "       {:<18}   at {file}{line}{col}", "")?;

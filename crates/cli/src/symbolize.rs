@@ -7,6 +7,12 @@
 //! `addr2line`: function names demangled, inlined frames expanded, file and line attached. A
 //! binary with another build id was built from other code, so its answers would be confident and
 //! wrong; it is refused and the frames stay raw. Each module is opened once per [`Symbolizer`].
+//!
+//! Debug information is read from the module's separate debug file when there is one
+//! (`/usr/lib/debug/.build-id/…`, `.gnu_debuglink`; see [`crate::debuginfo`]), else from the
+//! module itself. Without line information, the function is named from the symbol tables, by a
+//! size-aware lookup: an address no symbol covers gets no name (and is shown `module+0xoffset`)
+//! rather than the name of the nearest exported function below it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,6 +23,8 @@ use std::sync::Arc;
 
 use addr2line::Loader;
 use object::{Object, ReadCache};
+
+use crate::debuginfo::{self, SymbolTable};
 use serde::Serialize;
 
 /// One resolved source location; an address inside inlined code yields several, innermost first.
@@ -134,13 +142,20 @@ pub struct FrameRef<'a> {
     pub return_address: bool,
 }
 
+/// A module ready for lookups: its DWARF (from the debug file when found) and its symbols.
+struct Module {
+    dwarf: Loader,
+    symbols: SymbolTable,
+}
+
 /// The outcome of loading one module, cached per (path, recorded build id).
-type Cached = Result<Rc<Loader>, SymbolizeError>;
+type Cached = Result<Rc<Module>, SymbolizeError>;
 
 /// Resolves frames against module files on disk, caching each module.
 pub struct Symbolizer {
     executable: Option<String>,
     binary: Option<PathBuf>,
+    debug_dirs: Vec<PathBuf>,
     cache: HashMap<(PathBuf, Option<String>), Cached>,
 }
 
@@ -154,19 +169,28 @@ impl fmt::Debug for Symbolizer {
         f.debug_struct("Symbolizer")
             .field("executable", &self.executable)
             .field("binary", &self.binary)
+            .field("debug_dirs", &self.debug_dirs)
             .field("modules", &self.cache.len())
             .finish()
     }
 }
 
 impl Symbolizer {
-    /// A symbolizer that opens modules at their recorded paths.
+    /// A symbolizer that opens modules at their recorded paths and looks for separate debug
+    /// files under `/usr/lib/debug`.
     pub fn new() -> Symbolizer {
         Symbolizer {
             executable: None,
             binary: None,
+            debug_dirs: vec![PathBuf::from(debuginfo::DEFAULT_DEBUG_DIR)],
             cache: HashMap::new(),
         }
+    }
+
+    /// Looks for separate debug files under `dirs` (in order) instead of `/usr/lib/debug`.
+    pub fn with_debug_dirs(mut self, dirs: Vec<PathBuf>) -> Symbolizer {
+        self.debug_dirs = dirs;
+        self
     }
 
     /// Uses `binary` in place of the module recorded at `executable` (the crashed program):
@@ -200,7 +224,7 @@ impl Symbolizer {
         let loader = match self.cache.get(&key) {
             Some(cached) => cached.clone()?,
             None => {
-                let loaded = load(&path, frame.build_id);
+                let loaded = load(&path, frame.build_id, &self.debug_dirs);
                 self.cache.insert(key, loaded.clone());
                 loaded?
             }
@@ -280,7 +304,7 @@ pub fn build_id_of(path: &Path) -> Result<Option<String>, SymbolizeError> {
     Ok(id.map(hex))
 }
 
-fn load(path: &Path, recorded: Option<&str>) -> Cached {
+fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
     let found = build_id_of(path)?;
     if let Some(recorded) = recorded
         && found.as_deref().map(str::to_ascii_lowercase) != Some(recorded.to_ascii_lowercase())
@@ -291,15 +315,25 @@ fn load(path: &Path, recorded: Option<&str>) -> Cached {
             found,
         });
     }
-    Loader::new(path)
-        .map(Rc::new)
-        .map_err(|e| SymbolizeError::Dwarf {
+    let debug_file = debuginfo::find_debug_file(path, found.as_deref(), debug_dirs);
+    // A debug file that the DWARF reader rejects is passed over for the module itself.
+    let dwarf = match debug_file.as_deref().map(Loader::new) {
+        Some(Ok(l)) => l,
+        _ => Loader::new(path).map_err(|e| SymbolizeError::Dwarf {
             path: path.to_owned(),
             message: e.to_string(),
-        })
+        })?,
+    };
+    let mut files: Vec<&Path> = debug_file.as_deref().into_iter().collect();
+    files.push(path);
+    Ok(Rc::new(Module {
+        dwarf,
+        symbols: SymbolTable::read(&files),
+    }))
 }
 
-fn resolve(loader: &Loader, path: &Path, probe: u64) -> Result<Vec<Location>, SymbolizeError> {
+fn resolve(module: &Module, path: &Path, probe: u64) -> Result<Vec<Location>, SymbolizeError> {
+    let loader = &module.dwarf;
     let dwarf = |e: &dyn fmt::Display| SymbolizeError::Dwarf {
         path: path.to_owned(),
         message: e.to_string(),
@@ -330,7 +364,7 @@ fn resolve(loader: &Loader, path: &Path, probe: u64) -> Result<Vec<Location>, Sy
     // Without debug information (a stripped or release binary) the symbol table still names
     // the function.
     if out.iter().all(|l| l.function.is_none())
-        && let Some(name) = loader.find_symbol(probe)
+        && let Some(name) = module.symbols.lookup(probe)
     {
         let function = addr2line::demangle_auto(name.into(), None).into_owned();
         match out.last_mut() {
