@@ -16,7 +16,7 @@ fn check(file: &Path, bytes: &[u8]) -> Result<(), TestCaseError> {
     std::fs::write(file, bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let opts = Options {
         disabled: true,
-        binary: None,
+        ..Options::default()
     };
     for result in [show(file, false, &opts), inspect(file, true, &opts)] {
         if let Err(e) = result {
