@@ -553,7 +553,66 @@ impl Crash {
         // The one-line summary names the signal.
         let line = r.to_string();
         assert!(line.contains(exp.name), "{line}");
+        self.assert_context();
         self.assert_stored();
+    }
+
+    /// Asserts the crashing thread's context: registers whose program counter is frame 0 and
+    /// whose stack pointer starts the stack copy, and a stack copy that really is the crashed
+    /// stack — it holds the return address of at least one recorded caller frame.
+    pub fn assert_context(&self) {
+        let r = &self.report;
+        let ctx = r
+            .context
+            .as_ref()
+            .unwrap_or_else(|| panic!("no context\n{}", r.to_json_pretty()));
+        let (pc, sp) = if cfg!(target_arch = "x86_64") {
+            ("rip", "rsp")
+        } else {
+            ("pc", "sp")
+        };
+        assert_eq!(ctx.arch, std::env::consts::ARCH);
+        let reg = |name: &str| {
+            ctx.registers
+                .get(name)
+                .unwrap_or_else(|| panic!("no register {name} in {:?}", ctx.registers))
+                .clone()
+        };
+        assert_eq!(Some(reg(pc)), r.backtrace.first().map(|f| f.ip.clone()));
+        let stack = ctx
+            .stack
+            .as_ref()
+            .unwrap_or_else(|| panic!("no stack copy in {:?}", ctx.registers));
+        // The copy starts at the stack pointer, or — a stack overflow, whose stack pointer is in
+        // the guard region — at the first readable page above it.
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+        let (start, sp) = (hex(&stack.start), hex(&reg(sp)));
+        if r.stack_overflow {
+            assert!(
+                start >= sp && start - sp <= 256 * 1024,
+                "{start:#x} vs {sp:#x}"
+            );
+        } else {
+            assert_eq!(start, sp, "the copy starts at the stack pointer");
+        }
+        let bytes = stack.to_bytes().expect("hex stack bytes");
+        assert_eq!(bytes.len(), stack.len as usize);
+        assert!(!bytes.is_empty());
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")))
+            .collect();
+        let callers: Vec<u64> = r
+            .backtrace
+            .iter()
+            .skip(1)
+            .filter_map(|f| u64::from_str_radix(f.ip.trim_start_matches("0x"), 16).ok())
+            .collect();
+        assert!(
+            callers.iter().any(|ip| words.contains(ip)),
+            "no caller's return address in the {} copied stack bytes",
+            bytes.len()
+        );
     }
 
     /// Asserts that the report was written to `<dir>/reports/` and reads back equal.

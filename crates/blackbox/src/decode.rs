@@ -139,7 +139,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, DecodeError> {
     if !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&header.ring_capacity) {
         return Err(DecodeError::BadSizes("ring capacity"));
     }
-    if header.file_size != file_size(header.ring_capacity) as u64 {
+    if header.stack_capacity > MAX_STACK_CAPACITY {
+        return Err(DecodeError::BadSizes("stack capacity"));
+    }
+    if header.file_size != file_size(header.ring_capacity, header.stack_capacity) as u64 {
         return Err(DecodeError::BadSizes("file size"));
     }
     if bytes.len() < header.file_size as usize {
@@ -228,6 +231,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             })
             .collect(),
         crashguard_version: text(&session.version, session.version_len),
+        context: None,
     };
 
     let panic = decode_panic(&record.panic);
@@ -287,6 +291,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
                 });
             }
             report.detail = Some(text(&end.detail, end.detail_len)).filter(|s| !s.is_empty());
+            report.context = decode_context(bytes, &header, &record, &end);
             if report.outcome != Outcome::MemoryBudget {
                 report.allocation = None;
             }
@@ -294,6 +299,65 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
     }
     report.signature = crate::signature::signature(&report);
     Ok(report)
+}
+
+/// The crashing thread's registers and stack copy, when the context section is intact and
+/// belongs to the committed end (same thread); `None` otherwise.
+fn decode_context(
+    bytes: &[u8],
+    header: &Header,
+    record: &Record,
+    end: &End,
+) -> Option<CrashContext> {
+    let ctx = &record.context;
+    if ctx.arch == ARCH_NONE || ctx.tid == 0 || ctx.tid != end.tid {
+        return None;
+    }
+    let c_off = offset_of!(Record, context);
+    let sum = section_crc(
+        bytes,
+        c_off,
+        size_of::<Context>(),
+        offset_of!(Context, checksum),
+    );
+    if sum != Some(ctx.checksum) {
+        return None;
+    }
+    let names: &[&str] = match ctx.arch {
+        ARCH_X86_64 => &X86_64_REGISTERS,
+        ARCH_AARCH64 => &AARCH64_REGISTERS,
+        _ => return None,
+    };
+    let count = (ctx.register_count as usize)
+        .min(names.len())
+        .min(MAX_REGISTERS);
+    let registers = names
+        .iter()
+        .zip(ctx.registers.iter())
+        .take(count)
+        .map(|(name, value)| ((*name).to_owned(), format!("{value:#x}")))
+        .collect();
+    let len = ctx.stack_len.min(header.stack_capacity) as usize;
+    let start = stack_offset(header.ring_capacity);
+    let stack_bytes = bytes.get(start..start.checked_add(len)?)?;
+    let stack = (len > 0 && stack_sum(stack_bytes) == ctx.stack_sum).then(|| StackMemory {
+        start: format!("{:#x}", ctx.stack_start),
+        len: len as u32,
+        bytes: stack_bytes.iter().map(|b| format!("{b:02x}")).collect(),
+    });
+    let bound = |v: u64| (v != 0).then(|| format!("{v:#x}"));
+    Some(CrashContext {
+        arch: if ctx.arch == ARCH_X86_64 {
+            "x86_64"
+        } else {
+            "aarch64"
+        }
+        .to_owned(),
+        registers,
+        stack,
+        stack_low: bound(ctx.stack_low),
+        stack_high: bound(ctx.stack_high),
+    })
 }
 
 fn outcome_of(v: u32) -> Outcome {

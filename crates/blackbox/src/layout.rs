@@ -1,6 +1,7 @@
-//! The on-disk layout of the black box, version 1.
+//! The on-disk layout of the black box, version 2 (version 1 had no context section).
 //!
-//! The file is one [`Record`] followed by a ring of [`Breadcrumb`] entries. Every field is a
+//! The file is one [`Record`], a ring of [`Breadcrumb`] entries, then `Header::stack_capacity`
+//! bytes for the crashing thread's stack copy (see [`Context`]). Every field is a
 //! fixed-width integer or a byte array, so any byte pattern is a valid value of these types: the
 //! reader may copy untrusted bytes into them and then validate, and the writer can fill them with
 //! plain memory stores from a signal handler. Integers are native-endian; the header carries an
@@ -18,12 +19,13 @@
 //! | `shutdown`   | the shutdown coordinator       | sequence lock                               |
 //! | `alloc`      | the budget allocator           | sequence lock                               |
 //! | `end`        | whoever ends the process       | CRC-32, then `state` is stored last         |
+//! | `context` + stack bytes | the fatal handler (claimant of `end`) | CRC-32 of the section, which holds a sum of the stack bytes; written before `end` is committed |
 //! | breadcrumbs  | any thread                     | per-entry sequence word                     |
 
 /// The first eight bytes of every black-box file.
 pub const MAGIC: [u8; 8] = *b"CRGDBOX\0";
 /// The layout version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Stored as a native-endian integer; reads back differently on a machine of the other endianness.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -68,6 +70,30 @@ pub const DEFAULT_RING_CAPACITY: u32 = 256;
 pub const MIN_RING_CAPACITY: u32 = 64;
 /// The most breadcrumbs a ring may hold (keeps a file under 1 MiB).
 pub const MAX_RING_CAPACITY: u32 = 4096;
+/// Bytes of the crashing thread's stack the fatal handler copies by default.
+pub const DEFAULT_STACK_CAPACITY: u32 = 32 * 1024;
+/// The most stack bytes a black box may reserve.
+pub const MAX_STACK_CAPACITY: u32 = 1024 * 1024;
+/// Register slots in [`Context`] (x86-64 uses 23, aarch64 34).
+pub const MAX_REGISTERS: usize = 40;
+/// `Context::arch`: no context recorded.
+pub const ARCH_NONE: u32 = 0;
+/// `Context::arch`: x86-64; registers in the order of [`X86_64_REGISTERS`].
+pub const ARCH_X86_64: u32 = 1;
+/// `Context::arch`: aarch64; registers in the order of [`AARCH64_REGISTERS`].
+pub const ARCH_AARCH64: u32 = 2;
+/// The names of the x86-64 registers in `Context::registers`, in order. `cs`, `gs`, `fs` come
+/// from the kernel's packed `csgsfs` word; `err`, `trapno` and `cr2` describe the fault.
+pub const X86_64_REGISTERS: [&str; 23] = [
+    "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15", "rip", "rflags", "cs", "gs", "fs", "err", "trapno",
+];
+/// The names of the aarch64 registers in `Context::registers`, in order.
+pub const AARCH64_REGISTERS: [&str; 34] = [
+    "x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9", "x10", "x11", "x12", "x13", "x14",
+    "x15", "x16", "x17", "x18", "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27",
+    "x28", "x29", "x30", "sp", "pc", "pstate",
+];
 
 /// Fixed-size identification of the file; validated before anything else is trusted.
 #[repr(C)]
@@ -91,8 +117,8 @@ pub struct Header {
     pub file_size: u64,
     /// CRC-32 of the header with this field zeroed.
     pub checksum: u32,
-    /// Reserved, zero.
-    pub reserved: u32,
+    /// Bytes reserved after the breadcrumb ring for the crashing thread's stack copy.
+    pub stack_capacity: u32,
 }
 
 /// One loaded object (the executable or a shared library) as seen at install.
@@ -380,6 +406,64 @@ pub const OUTCOME_EXIT: u32 = 9;
 /// is not told the status).
 pub const EXIT_CODE_UNKNOWN: u32 = u32::MAX;
 
+/// The crashing thread's machine context, recorded by the fatal handler together with a copy of
+/// its stack (stored in the `Header::stack_capacity` bytes after the ring): what a minidump
+/// writer or an offline unwinder needs. Valid only when `checksum` matches, `tid` equals
+/// `End::tid` and the `end` section is committed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Context {
+    /// [`ARCH_X86_64`], [`ARCH_AARCH64`] or [`ARCH_NONE`].
+    pub arch: u32,
+    /// Number of valid entries in `registers`.
+    pub register_count: u32,
+    /// The general-purpose registers at the fault, in the arch's order.
+    pub registers: [u64; MAX_REGISTERS],
+    /// Kernel thread id of the thread whose context this is.
+    pub tid: u32,
+    /// Bytes of stack copied (at most `Header::stack_capacity`).
+    pub stack_len: u32,
+    /// Address of the first copied stack byte in the crashed process.
+    pub stack_start: u64,
+    /// The thread's known stack bounds `[low, high)`, or zeros when unknown.
+    pub stack_low: u64,
+    /// See `stack_low`.
+    pub stack_high: u64,
+    /// [`stack_sum`] of the copied bytes.
+    pub stack_sum: u64,
+    /// CRC-32 of this section with this field zeroed.
+    pub checksum: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+}
+
+/// A fast sum of the copied stack bytes (four multiply-xor lanes over 64-bit words, then the
+/// tail), so that a torn copy is detected without a byte-at-a-time CRC over 32 KiB in the
+/// handler.
+///
+/// Async-signal-safe.
+pub fn stack_sum(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lanes = [K, K.rotate_left(16), K.rotate_left(32), K.rotate_left(48)];
+    let mut chunks = bytes.chunks_exact(32);
+    for chunk in &mut chunks {
+        for (lane, word) in lanes.iter_mut().zip(chunk.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            *lane = (*lane ^ u64::from_ne_bytes(w))
+                .wrapping_mul(K)
+                .rotate_left(29);
+        }
+    }
+    let mut h = lanes
+        .iter()
+        .fold(bytes.len() as u64, |h, &l| (h ^ l).wrapping_mul(K));
+    for &b in chunks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(K);
+    }
+    h ^ (h >> 32)
+}
+
 /// The whole fixed part of a black-box file.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -402,6 +486,8 @@ pub struct Record {
     pub alloc: AllocFailure,
     /// See [`End`].
     pub end: End,
+    /// See [`Context`].
+    pub context: Context,
 }
 
 /// One breadcrumb in the ring that follows the [`Record`].
@@ -421,8 +507,13 @@ pub struct Breadcrumb {
     pub text: [u8; BREADCRUMB_TEXT_LEN],
 }
 
-/// The file size for a ring of `capacity` breadcrumbs.
-pub const fn file_size(capacity: u32) -> usize {
+/// The file size for a ring of `capacity` breadcrumbs and `stack_capacity` bytes of stack.
+pub const fn file_size(capacity: u32, stack_capacity: u32) -> usize {
+    size_of::<Record>() + capacity as usize * size_of::<Breadcrumb>() + stack_capacity as usize
+}
+
+/// Where the stack bytes start: right after the ring.
+pub const fn stack_offset(capacity: u32) -> usize {
     size_of::<Record>() + capacity as usize * size_of::<Breadcrumb>()
 }
 
@@ -430,7 +521,8 @@ pub const fn file_size(capacity: u32) -> usize {
 const _: () = assert!(size_of::<Header>() == 48);
 const _: () = assert!(size_of::<Breadcrumb>() == 128);
 const _: () = assert!(size_of::<Record>().is_multiple_of(8));
-const _: () = assert!(file_size(DEFAULT_RING_CAPACITY) <= 256 * 1024);
+const _: () = assert!(file_size(DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY) <= 256 * 1024);
+const _: () = assert!(size_of::<Context>().is_multiple_of(8));
 // The sequence-locked sections start with their sequence word: the writer copies everything
 // after it and leaves the word itself to atomic operations.
 const _: () = assert!(std::mem::offset_of!(Heartbeat, seq) == 0);

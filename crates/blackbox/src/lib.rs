@@ -30,7 +30,7 @@
 //! ```
 //! # let dir = std::env::temp_dir().join(format!("cg-doc-{}", std::process::id()));
 //! use crashguard_blackbox::{open, Options, layout};
-//! let opened = open(&dir, &Options { app: "doc".into(), ring_capacity: 64 })?;
+//! let opened = open(&dir, &Options { ring_capacity: 64, ..Options::new("doc") })?;
 //! let path = opened.blackbox.path().to_owned();
 //! opened.blackbox.breadcrumb("hello");
 //! let report = crashguard_blackbox::decode(&std::fs::read(&path)?)?;

@@ -23,6 +23,20 @@ pub struct Options {
     pub app: String,
     /// Breadcrumbs kept in the ring.
     pub ring_capacity: u32,
+    /// Bytes of the crashing thread's stack the fatal handler may copy (0 to copy none; at most
+    /// [`MAX_STACK_CAPACITY`]); [`DEFAULT_STACK_CAPACITY`] is 32 KiB.
+    pub stack_capacity: u32,
+}
+
+impl Options {
+    /// Options for `app` with the default ring and stack capacities.
+    pub fn new(app: impl Into<String>) -> Options {
+        Options {
+            app: app.into(),
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            stack_capacity: DEFAULT_STACK_CAPACITY,
+        }
+    }
 }
 
 /// What [`open`] found and made.
@@ -129,7 +143,7 @@ impl Slot {
             path: path.clone(),
             source,
         };
-        let len = file_size(opts.ring_capacity);
+        let len = file_size(opts.ring_capacity, opts.stack_capacity);
         // The file keeps its blocks from run to run: truncating it to zero and growing it again
         // frees and reallocates them through the journal, which cost a third of a millisecond
         // at every start. It is sized (a file of another capacity, or a new one) and its
@@ -146,7 +160,16 @@ impl Slot {
         unsafe { initialise(base, &opts) };
         // SAFETY: as above; the mapping is large enough for the record and its ring, and the
         // box unmaps it only if it is dropped without being armed.
-        Ok(unsafe { BlackBox::from_mapping(base, opts.ring_capacity, path, slot, fd) })
+        Ok(unsafe {
+            BlackBox::from_mapping(
+                base,
+                opts.ring_capacity,
+                opts.stack_capacity,
+                path,
+                slot,
+                fd,
+            )
+        })
     }
 }
 
@@ -160,6 +183,15 @@ pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
             reason: format!(
                 "{} is outside {MIN_RING_CAPACITY}..={MAX_RING_CAPACITY}",
                 opts.ring_capacity
+            ),
+        });
+    }
+    if opts.stack_capacity > MAX_STACK_CAPACITY || !opts.stack_capacity.is_multiple_of(16) {
+        return Err(Error::InvalidOption {
+            name: "crash stack capacity",
+            reason: format!(
+                "{} must be a multiple of 16 of at most {MAX_STACK_CAPACITY} bytes",
+                opts.stack_capacity
             ),
         });
     }
@@ -257,7 +289,8 @@ unsafe fn zero_dirty_pages(base: *mut u8, len: usize) {
 ///
 /// # Safety
 ///
-/// `base` must point to a zeroed, writable mapping of `file_size(opts.ring_capacity)` bytes.
+/// `base` must point to a zeroed, writable mapping of
+/// `file_size(opts.ring_capacity, opts.stack_capacity)` bytes.
 unsafe fn initialise(base: *mut u8, opts: &Options) {
     let rec = base.cast::<Record>();
     // SAFETY: the caller guarantees the mapping holds a whole Record, and nobody else sees it yet.
@@ -270,9 +303,9 @@ unsafe fn initialise(base: *mut u8, opts: &Options) {
         record_size: size_of::<Record>() as u32,
         ring_capacity: opts.ring_capacity,
         breadcrumb_size: size_of::<Breadcrumb>() as u32,
-        file_size: file_size(opts.ring_capacity) as u64,
+        file_size: file_size(opts.ring_capacity, opts.stack_capacity) as u64,
         checksum: 0,
-        reserved: 0,
+        stack_capacity: opts.stack_capacity,
     };
     r.header.checksum = checksum_of(&r.header);
     let s = &mut r.session;
@@ -299,6 +332,14 @@ unsafe fn initialise(base: *mut u8, opts: &Options) {
     h.thread_budget = u64::MAX;
     r.shutdown.sender_uid = u32::MAX;
     r.end.sender_uid = u32::MAX;
+    // Dirty the stack area's pages now, so that the fatal handler's copy into them does not
+    // take page faults (each one a trip into the file system) in the middle of a crash.
+    let stack = stack_offset(opts.ring_capacity);
+    for off in (0..opts.stack_capacity as usize).step_by(4096) {
+        // SAFETY: `stack + off` lies inside the mapping of file_size(..) bytes; volatile so the
+        // store of a zero over a zero is not elided.
+        unsafe { base.add(stack + off).write_volatile(0) };
+    }
     std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
     r.state = STATE_RUNNING;
 }

@@ -232,6 +232,56 @@ pub struct ModuleInfo {
     pub bias: String,
 }
 
+/// The crashing thread's machine state, recorded by the fatal handler: what a minidump writer
+/// or an offline unwinder needs besides the modules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashContext {
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    /// The general-purpose registers at the fault, by name (`rip`, `rsp`, ... or `pc`, `sp`,
+    /// `x0`, ...), each as `0x...`.
+    pub registers: std::collections::BTreeMap<String, String>,
+    /// The copied stack, from the stack pointer (x86-64: 128 bytes below it, the red zone)
+    /// upwards, when it could be read.
+    pub stack: Option<StackMemory>,
+    /// The thread's known lowest stack address, `0x...`, when known.
+    pub stack_low: Option<String>,
+    /// One past the thread's highest stack address, `0x...`, when known.
+    pub stack_high: Option<String>,
+}
+
+/// A copy of memory from the crashed process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackMemory {
+    /// Address of the first byte, `0x...`.
+    pub start: String,
+    /// Number of bytes.
+    pub len: u32,
+    /// The bytes, as lowercase hex (two digits a byte, no separators).
+    pub bytes: String,
+}
+
+impl StackMemory {
+    /// The bytes, decoded from hex; `None` if the text is not valid hex.
+    pub fn to_bytes(&self) -> Option<Vec<u8>> {
+        let hex = self.bytes.as_bytes();
+        if !hex.len().is_multiple_of(2) {
+            return None;
+        }
+        hex.chunks_exact(2)
+            .map(|pair| {
+                let digit = |c: u8| (c as char).to_digit(16);
+                Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+            })
+            .collect()
+    }
+
+    /// The address of the first byte.
+    pub fn start_address(&self) -> Option<u64> {
+        u64::from_str_radix(self.start.trim_start_matches("0x"), 16).ok()
+    }
+}
+
 /// Everything known about how one run ended. See `docs/report-format.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -286,6 +336,10 @@ pub struct Report {
     pub modules: Vec<ModuleInfo>,
     /// crashguard's version in the run.
     pub crashguard_version: String,
+    /// The crashing thread's registers and stack copy, for a fatal signal the handler recorded.
+    /// Absent in reports written before it existed.
+    #[serde(default)]
+    pub context: Option<CrashContext>,
 }
 
 impl Report {

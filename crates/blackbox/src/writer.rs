@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::assafe;
 use crate::crc;
 use crate::layout::{
-    AllocFailure, Breadcrumb, EXIT_CODE_UNKNOWN, End, Heartbeat, OUTCOME_CLEAN_EXIT, OUTCOME_EXIT,
-    PanicRecord, Record, STATE_ENDED, ShutdownRecord,
+    AllocFailure, Breadcrumb, Context, EXIT_CODE_UNKNOWN, End, Heartbeat, OUTCOME_CLEAN_EXIT,
+    OUTCOME_EXIT, PanicRecord, Record, STATE_ENDED, ShutdownRecord,
 };
 
 /// The black box armed in this process, if any. Set once by [`BlackBox::arm`] and never freed:
@@ -83,6 +83,9 @@ pub struct BlackBox {
     base: *mut Record,
     ring: *mut Breadcrumb,
     ring_capacity: u32,
+    /// The stack-copy area after the ring, `stack_capacity` bytes.
+    stack: *mut u8,
+    stack_capacity: u32,
     next_crumb: AtomicU64,
     path: PathBuf,
     slot: u32,
@@ -104,20 +107,26 @@ impl BlackBox {
     /// # Safety
     ///
     /// `base` must point to a writable shared mapping of at least
-    /// `layout::file_size(ring_capacity)` bytes that stays mapped for the life of the process.
+    /// `layout::file_size(ring_capacity, stack_capacity)` bytes that stays mapped for the life
+    /// of the process.
     pub(crate) unsafe fn from_mapping(
         base: *mut u8,
         ring_capacity: u32,
+        stack_capacity: u32,
         path: PathBuf,
         slot: u32,
         lock: OwnedFd,
     ) -> Self {
         // SAFETY: the caller guarantees the mapping is large enough for the record plus ring.
         let ring = unsafe { base.add(size_of::<Record>()) }.cast::<Breadcrumb>();
+        // SAFETY: as above, plus the stack area after the ring.
+        let stack = unsafe { base.add(crate::layout::stack_offset(ring_capacity)) };
         Self {
             base: base.cast(),
             ring,
             ring_capacity,
+            stack,
+            stack_capacity,
             next_crumb: AtomicU64::new(0),
             path,
             slot,
@@ -513,7 +522,7 @@ impl Drop for BlackBox {
     /// so unmapping here cannot pull memory from under a handler. The mapping holds a reference
     /// to the locked file description, so unmapping is also what releases the slot.
     fn drop(&mut self) {
-        let len = crate::layout::file_size(self.ring_capacity);
+        let len = crate::layout::file_size(self.ring_capacity, self.stack_capacity);
         // SAFETY: `base` is the start of a mapping of exactly `len` bytes made by `open`, and no
         // reference into it outlives `self` because the box was never published.
         unsafe { crate::sys::unmap(self.base.cast(), len) };
@@ -533,6 +542,43 @@ impl EndWriter<'_> {
     pub fn end(&mut self) -> &mut End {
         // SAFETY: the claim makes this writer the only one; the section lives in the mapping.
         unsafe { &mut (*self.bb.base).end }
+    }
+
+    /// The context section (registers and stack-copy description) that goes with this end; the
+    /// fatal handler fills it, then calls [`EndWriter::seal_context`].
+    ///
+    /// Async-signal-safe.
+    pub fn context(&mut self) -> &mut Context {
+        // SAFETY: the claim makes this writer the only one; the section lives in the mapping.
+        unsafe { &mut (*self.bb.base).context }
+    }
+
+    /// The stack-copy area (`Header::stack_capacity` bytes, possibly none).
+    ///
+    /// Async-signal-safe.
+    pub fn stack_area(&mut self) -> &mut [u8] {
+        // SAFETY: the area lies in the mapping after the ring (see `from_mapping`), and the claim
+        // makes this writer its only user.
+        unsafe { std::slice::from_raw_parts_mut(self.bb.stack, self.bb.stack_capacity as usize) }
+    }
+
+    /// Sums the copied stack bytes and checksums the context section; call after filling
+    /// [`EndWriter::context`] and [`EndWriter::stack_area`] and before [`EndWriter::commit`].
+    ///
+    /// Async-signal-safe.
+    pub fn seal_context(&mut self) {
+        let len = (self.context().stack_len as usize).min(self.bb.stack_capacity as usize);
+        let sum = crate::layout::stack_sum(self.stack_area().get(..len).unwrap_or(&[]));
+        let ctx = self.context();
+        ctx.stack_len = len as u32;
+        ctx.stack_sum = sum;
+        ctx.checksum = 0;
+        let ptr: *const Context = ctx;
+        // SAFETY: `Context` lives in the zero-filled mapping and has no padding; the slice
+        // covers exactly the section.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), size_of::<Context>()) };
+        let crc = crc::crc32(bytes);
+        self.context().checksum = crc;
     }
 
     /// Stamps the outcome, exit code and time, checksums the section, and stores the state word

@@ -1,6 +1,8 @@
 //! `docs/report-format.md` documents the section offsets; this keeps them true.
 
-use crashguard_blackbox::layout::{Breadcrumb, DEFAULT_RING_CAPACITY, Record, file_size};
+use crashguard_blackbox::layout::{
+    Breadcrumb, DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY, Record, file_size,
+};
 use std::mem::offset_of;
 
 fn sections() -> Vec<(&'static str, usize, usize)> {
@@ -42,6 +44,11 @@ fn sections() -> Vec<(&'static str, usize, usize)> {
             offset_of!(Record, end),
             size_of::<crashguard_blackbox::layout::End>(),
         ),
+        (
+            "context",
+            offset_of!(Record, context),
+            size_of::<crashguard_blackbox::layout::Context>(),
+        ),
         ("breadcrumbs", size_of::<Record>(), size_of::<Breadcrumb>()),
     ]
 }
@@ -56,7 +63,7 @@ fn report_format_doc_matches_the_layout() {
     }
     expected.push_str(&format!(
         "\nDefault file size: {} bytes.\n",
-        file_size(DEFAULT_RING_CAPACITY)
+        file_size(DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY)
     ));
     if std::env::var_os("CRASHGUARD_BLESS").is_some() {
         println!("{expected}");

@@ -27,6 +27,7 @@ fn crashed_box(crumbs: &[String], signal: u32, frames: &[u64]) -> Vec<u8> {
         &Options {
             app: "prop".into(),
             ring_capacity: 64,
+            stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
         },
     )
     .expect("open");
@@ -57,6 +58,7 @@ fn second_process_slot_and_previous_contents() {
     let opts = Options {
         app: "svc".into(),
         ring_capacity: 64,
+        stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
     };
     let a = open(&dir, &opts).expect("first");
     let b = open(&dir, &opts).expect("second");
@@ -85,6 +87,7 @@ fn bad_app_names_and_symlinked_dirs_are_refused() {
             &Options {
                 app: app.into(),
                 ring_capacity: 64,
+                stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
             },
         )
         .unwrap_err();
@@ -98,6 +101,7 @@ fn bad_app_names_and_symlinked_dirs_are_refused() {
         &Options {
             app: "a".into(),
             ring_capacity: 64,
+            stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
         },
     )
     .unwrap_err();
@@ -107,6 +111,7 @@ fn bad_app_names_and_symlinked_dirs_are_refused() {
         &Options {
             app: "a".into(),
             ring_capacity: 1,
+            stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
         },
     )
     .unwrap_err();
@@ -179,6 +184,7 @@ fn a_disarmed_box_frees_its_slot() {
     let opts = Options {
         app: "rearm".into(),
         ring_capacity: 64,
+        stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
     };
     // More cycles than there are slots: each disarm must give its slot back.
     for _ in 0..crashguard_blackbox::MAX_SLOTS + 2 {
@@ -200,6 +206,7 @@ fn a_forked_child_is_disarmed() {
     let opts = Options {
         app: "fork".into(),
         ring_capacity: 64,
+        stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
     };
     let bb = open(&dir, &opts)
         .expect("open")
@@ -232,5 +239,63 @@ fn a_forked_child_is_disarmed() {
         "the parent stays armed"
     );
     bb.disarm();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The context section reads back as written; a stack copy whose bytes changed after sealing
+/// (a torn copy) loses only the stack; a context section that no longer matches its checksum
+/// (here: its thread id changed) is dropped.
+#[test]
+fn context_round_trip_and_torn_stack() {
+    let _armed = arming();
+    let dir = tempdir("ctx");
+    let opts = Options {
+        ring_capacity: 64,
+        stack_capacity: 4096,
+        ..Options::new("ctx")
+    };
+    let bb = open(&dir, &opts).expect("open").blackbox;
+    let mut w = bb.claim_end().expect("claim");
+    w.end().tid = 42;
+    w.end().signal = 11;
+    let ctx = w.context();
+    ctx.arch = layout::ARCH_X86_64;
+    ctx.register_count = layout::X86_64_REGISTERS.len() as u32;
+    for (i, r) in ctx.registers.iter_mut().enumerate() {
+        *r = 0x1000 + i as u64;
+    }
+    ctx.tid = 42;
+    ctx.stack_start = 0x7fff_0000;
+    ctx.stack_len = 100;
+    for (i, b) in w.stack_area().iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    w.seal_context();
+    w.commit(OUTCOME_FATAL_SIGNAL, 139);
+    let path = bb.path().to_owned();
+    let bytes = std::fs::read(&path).expect("read");
+    let ctx = decode(&bytes).expect("decode").context.expect("context");
+    assert_eq!(ctx.arch, "x86_64");
+    assert_eq!(ctx.registers.get("rax").map(String::as_str), Some("0x1000"));
+    assert_eq!(ctx.registers.get("rip").map(String::as_str), Some("0x1010"));
+    assert_eq!(ctx.registers.len(), layout::X86_64_REGISTERS.len());
+    let stack = ctx.stack.expect("stack");
+    assert_eq!(stack.start, "0x7fff0000");
+    assert_eq!(stack.to_bytes(), Some((0..100u8).collect::<Vec<_>>()));
+
+    // A byte of the copy changes after sealing: the stack is dropped, the registers stay.
+    let stack_at = layout::stack_offset(64);
+    let mut torn = bytes.clone();
+    torn[stack_at + 50] ^= 0xff;
+    let ctx = decode(&torn).expect("decode").context.expect("context");
+    assert!(ctx.stack.is_none(), "a torn stack copy must not be trusted");
+
+    // The section's thread id changed after sealing: not trusted.
+    let tid_at =
+        std::mem::offset_of!(layout::Record, context) + std::mem::offset_of!(layout::Context, tid);
+    let mut other = bytes;
+    other[tid_at] ^= 1;
+    assert!(decode(&other).expect("decode").context.is_none());
+    drop(bb);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -27,6 +27,7 @@ fn blackbox() -> &'static BlackBox {
             &crashguard_blackbox::Options {
                 app: "sampler-test".into(),
                 ring_capacity: 64,
+                stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
             },
         )
         .expect("open black box");

@@ -21,6 +21,7 @@ fn heartbeat_and_breadcrumbs_reach_the_black_box() {
         &Options {
             app: "thread-test".into(),
             ring_capacity: 64,
+            stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
         },
     )
     .expect("open black box");

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crashguard_blackbox::Retention;
-use crashguard_blackbox::layout::{DEFAULT_RING_CAPACITY, MAX_RING_CAPACITY, MIN_RING_CAPACITY};
+use crashguard_blackbox::layout::{
+    DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY, MAX_RING_CAPACITY, MAX_STACK_CAPACITY,
+    MIN_RING_CAPACITY,
+};
 use crashguard_budget::memory::MemoryBudget;
 use crashguard_budget::thread::ThreadBudget;
 use crashguard_signals::{FatalPolicy, Signal};
@@ -68,6 +71,7 @@ pub struct Config {
     pub(crate) clean_exit: CleanExit,
     pub(crate) termination_signals: Vec<Signal>,
     pub(crate) breadcrumb_capacity: u32,
+    pub(crate) crash_stack_bytes: u32,
     pub(crate) retention: Retention,
     pub(crate) termination_log: TerminationLog,
     pub(crate) handler_timeout: Duration,
@@ -93,6 +97,7 @@ impl Config {
             clean_exit: CleanExit::default(),
             termination_signals: vec![Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP],
             breadcrumb_capacity: DEFAULT_RING_CAPACITY,
+            crash_stack_bytes: DEFAULT_STACK_CAPACITY,
             retention: Retention::default(),
             termination_log: TerminationLog::default(),
             handler_timeout: Duration::from_secs(2),
@@ -177,6 +182,14 @@ impl Config {
         self
     }
 
+    /// How many bytes of the crashing thread's stack the fatal handler copies into the black box
+    /// (the report's `context.stack`, what a minidump needs for offline unwinding): default
+    /// 32 KiB, 0 for none, at most 1 MiB, a multiple of 16. The black-box file grows by as much.
+    pub fn crash_stack_bytes(mut self, n: u32) -> Self {
+        self.crash_stack_bytes = n;
+        self
+    }
+
     /// How many report files (and bytes of them) the report directory keeps.
     pub fn retention(mut self, max_reports: usize, max_bytes: u64) -> Self {
         self.retention = Retention {
@@ -249,6 +262,13 @@ impl Config {
             return Err(Error::Config(format!(
                 "breadcrumb capacity {} is outside {MIN_RING_CAPACITY}..={MAX_RING_CAPACITY}",
                 self.breadcrumb_capacity
+            )));
+        }
+        if self.crash_stack_bytes > MAX_STACK_CAPACITY || !self.crash_stack_bytes.is_multiple_of(16)
+        {
+            return Err(Error::Config(format!(
+                "crash stack bytes {} must be a multiple of 16 of at most {MAX_STACK_CAPACITY}",
+                self.crash_stack_bytes
             )));
         }
         if self.retention.max_reports == 0 || self.retention.max_bytes == 0 {

@@ -53,6 +53,7 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
         &Options {
             app: config.app.clone(),
             ring_capacity: config.breadcrumb_capacity,
+            stack_capacity: config.crash_stack_bytes,
         },
     )?;
     // The previous run's report is stored before its black box is reset, so a failure in

@@ -76,6 +76,7 @@ fn child(mode: &str) {
             let opts = crashguard_blackbox::Options {
                 app: "bench".into(),
                 ring_capacity: 64,
+                stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
             };
             let bb = crashguard_blackbox::open(&dir, &opts)
                 .expect("open")

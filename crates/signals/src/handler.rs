@@ -14,7 +14,7 @@ use crashguard_blackbox::assafe::{self, LineBuf};
 use crashguard_blackbox::layout::{self, End};
 use crashguard_blackbox::{BlackBox, ExitCode};
 
-use crate::{stacks, sys, watchdog};
+use crate::{context, stacks, sys, watchdog};
 
 /// Kernel tid of the thread handling the first crash, or 0.
 static CRASH_TID: AtomicU32 = AtomicU32::new(0);
@@ -54,6 +54,7 @@ const SCRATCH_FRAMES: usize = layout::MAX_FRAMES + 32;
 struct Scratch {
     frames: [u64; SCRATCH_FRAMES],
     line: LineBuf<{ layout::DETAIL_LEN }>,
+    regs: sys::Registers,
 }
 
 struct ScratchCell(UnsafeCell<Scratch>);
@@ -65,6 +66,7 @@ unsafe impl Sync for ScratchCell {}
 static SCRATCH: ScratchCell = ScratchCell(UnsafeCell::new(Scratch {
     frames: [0; SCRATCH_FRAMES],
     line: LineBuf::new(),
+    regs: sys::Registers::EMPTY,
 }));
 
 /// What the handler learned about the crash.
@@ -121,10 +123,12 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     PHASE.store(PHASE_RECORDING, Ordering::Release);
     watchdog::arm();
 
-    // SAFETY: forwarded from the kernel.
-    let crash = unsafe { Crash::capture(signo, code, info, uc, tid) };
     // SAFETY: this thread won CRASH_TID and is the only user of SCRATCH from now on.
     let scratch = unsafe { &mut *SCRATCH.0.get() };
+    // SAFETY: forwarded from the kernel.
+    unsafe { sys::context_registers(uc, &mut scratch.regs) };
+    // SAFETY: forwarded from the kernel.
+    let crash = unsafe { Crash::capture(signo, code, info, &scratch.regs, tid) };
     let bb = crashguard_blackbox::active();
     let memory_budget = bb.is_some_and(|bb| is_memory_budget_abort(bb, &crash));
     let (outcome, exit_code) = if memory_budget {
@@ -156,12 +160,12 @@ impl Crash {
     ///
     /// # Safety
     ///
-    /// `info` and `uc` are the kernel's pointers (either may be null).
+    /// `info` is the kernel's pointer (may be null).
     unsafe fn capture(
         signo: c_int,
         code: i32,
         info: *mut libc::siginfo_t,
-        uc: *mut c_void,
+        regs: &sys::Registers,
         tid: u32,
     ) -> Crash {
         let sent = crashguard_blackbox::code_is_sent(code);
@@ -171,8 +175,7 @@ impl Crash {
             Some(i) => unsafe { sys::siginfo_fields(i) },
             None => (0, 0, u32::MAX),
         };
-        // SAFETY: the kernel's ucontext.
-        let (pc, sp) = unsafe { sys::context_pc_sp(uc) };
+        let (pc, sp) = (regs.pc, regs.sp);
         let fault_address = if sent { 0 } else { addr as u64 };
         let mut name = [0u8; 16];
         let name_len = assafe::current_thread_name(&mut name);
@@ -232,6 +235,14 @@ fn record(bb: &BlackBox, crash: &Crash, outcome: u32, exit_code: u32, scratch: &
     end.stack_overflow = u32::from(crash.stack_overflow);
     end.thread_name = [0; layout::THREAD_NAME_LEN];
     crashguard_blackbox::assafe::copy_bytes(&mut end.thread_name, crash.thread_name());
+    // Frame 0 first: the interrupted program counter is in the record before anything that
+    // reads memory (the stack copy, the unwinder) could go wrong.
+    if let Some(first) = end.frames.first_mut() {
+        *first = crash.pc as u64;
+        end.frame_count = u32::from(crash.pc != 0);
+    }
+    context::record(&mut writer, &scratch.regs, crash.tid, crash.stack_overflow);
+    let end = writer.end();
     end.frame_count = capture_frames(crash.pc, &mut scratch.frames, &mut end.frames);
     end.detail_len =
         crashguard_blackbox::assafe::copy_bytes(&mut end.detail, detail_of(&scratch.line));

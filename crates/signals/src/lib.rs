@@ -92,6 +92,7 @@ compile_error!(
 );
 
 pub mod altstack;
+mod context;
 mod error;
 mod fatal;
 mod handler;

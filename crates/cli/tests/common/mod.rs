@@ -42,6 +42,7 @@ pub fn make_box(dir: &Path, app: &str, write: impl FnOnce(&BlackBox)) -> Vec<u8>
         &Options {
             app: app.to_owned(),
             ring_capacity: 64,
+            stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
         },
     )
     .expect("open black box");

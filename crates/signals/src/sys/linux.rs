@@ -78,42 +78,117 @@ pub(crate) fn current_stack_bounds() -> Option<(usize, usize, usize)> {
     Some((low, low.saturating_add(size), guard))
 }
 
-/// The program counter and stack pointer of the interrupted context, or zeros on an
-/// architecture this crate does not decode.
+/// Fills `out` with the interrupted context's registers; leaves it empty (`ARCH_NONE`) for a
+/// null context or an architecture this crate does not decode.
 ///
 /// Async-signal-safe.
 ///
 /// # Safety
 ///
 /// `uc` must be null or the `ucontext_t` pointer the kernel passed to an `SA_SIGINFO` handler.
-pub(crate) unsafe fn context_pc_sp(uc: *mut c_void) -> (usize, usize) {
+pub(crate) unsafe fn context_registers(uc: *mut c_void, out: &mut super::Registers) {
+    *out = super::Registers::EMPTY;
     if uc.is_null() {
-        return (0, 0);
+        return;
     }
     // SAFETY: the caller passes the kernel's ucontext_t.
     let uc = unsafe { &*uc.cast::<libc::ucontext_t>() };
-    arch_pc_sp(uc)
+    arch_registers(uc, out);
 }
 
 /// Async-signal-safe.
 #[cfg(target_arch = "x86_64")]
-fn arch_pc_sp(uc: &libc::ucontext_t) -> (usize, usize) {
-    let regs = &uc.uc_mcontext.gregs;
-    let pc = regs.get(libc::REG_RIP as usize).copied().unwrap_or(0);
-    let sp = regs.get(libc::REG_RSP as usize).copied().unwrap_or(0);
-    (pc as usize, sp as usize)
+fn arch_registers(uc: &libc::ucontext_t, out: &mut super::Registers) {
+    use crashguard_blackbox::layout::{ARCH_X86_64, X86_64_REGISTERS};
+    let g = &uc.uc_mcontext.gregs;
+    let reg = |i: libc::c_int| g.get(i as usize).copied().unwrap_or(0) as u64;
+    let csgsfs = reg(libc::REG_CSGSFS);
+    // The order of X86_64_REGISTERS.
+    let values = [
+        reg(libc::REG_RAX),
+        reg(libc::REG_RBX),
+        reg(libc::REG_RCX),
+        reg(libc::REG_RDX),
+        reg(libc::REG_RSI),
+        reg(libc::REG_RDI),
+        reg(libc::REG_RBP),
+        reg(libc::REG_RSP),
+        reg(libc::REG_R8),
+        reg(libc::REG_R9),
+        reg(libc::REG_R10),
+        reg(libc::REG_R11),
+        reg(libc::REG_R12),
+        reg(libc::REG_R13),
+        reg(libc::REG_R14),
+        reg(libc::REG_R15),
+        reg(libc::REG_RIP),
+        reg(libc::REG_EFL),
+        csgsfs & 0xffff,
+        (csgsfs >> 16) & 0xffff,
+        (csgsfs >> 32) & 0xffff,
+        reg(libc::REG_ERR),
+        reg(libc::REG_TRAPNO),
+    ];
+    const _: () = assert!(X86_64_REGISTERS.len() == 23);
+    for (slot, v) in out.values.iter_mut().zip(values) {
+        *slot = v;
+    }
+    out.arch = ARCH_X86_64;
+    out.count = values.len() as u32;
+    out.pc = reg(libc::REG_RIP) as usize;
+    out.sp = reg(libc::REG_RSP) as usize;
+    out.fp = reg(libc::REG_RBP) as usize;
 }
 
 /// Async-signal-safe.
 #[cfg(target_arch = "aarch64")]
-fn arch_pc_sp(uc: &libc::ucontext_t) -> (usize, usize) {
-    (uc.uc_mcontext.pc as usize, uc.uc_mcontext.sp as usize)
+fn arch_registers(uc: &libc::ucontext_t, out: &mut super::Registers) {
+    use crashguard_blackbox::layout::{AARCH64_REGISTERS, ARCH_AARCH64};
+    let m = &uc.uc_mcontext;
+    for (slot, &v) in out.values.iter_mut().zip(m.regs.iter()) {
+        *slot = v;
+    }
+    let tail = [m.sp, m.pc, m.pstate];
+    for (slot, v) in out.values.iter_mut().skip(m.regs.len()).zip(tail) {
+        *slot = v;
+    }
+    out.arch = ARCH_AARCH64;
+    out.count = AARCH64_REGISTERS.len() as u32;
+    out.pc = m.pc as usize;
+    out.sp = m.sp as usize;
+    out.fp = m.regs.get(29).copied().unwrap_or(0) as usize;
 }
 
 /// Async-signal-safe.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn arch_pc_sp(_uc: &libc::ucontext_t) -> (usize, usize) {
-    (0, 0)
+fn arch_registers(_uc: &libc::ucontext_t, _out: &mut super::Registers) {}
+
+/// Copies `dst.len()` bytes from address `src` of this process without faulting: the kernel
+/// reads them (`process_vm_readv` on our own pid) and reports an unmapped page as an error
+/// instead of a SIGSEGV. Returns how many bytes were copied (a prefix; 0 when the first page is
+/// unreadable or the call is refused, e.g. by a seccomp filter).
+///
+/// Async-signal-safe.
+pub(crate) fn read_checked(src: usize, dst: &mut [u8]) -> usize {
+    if dst.is_empty() {
+        return 0;
+    }
+    let local = libc::iovec {
+        iov_base: dst.as_mut_ptr().cast(),
+        iov_len: dst.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: src as *mut c_void,
+        iov_len: dst.len(),
+    };
+    // SAFETY: a raw system call; the kernel writes at most `dst.len()` bytes into `dst` and
+    // reads the remote range through its own checked copy.
+    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        0
+    } else {
+        (n as usize).min(dst.len())
+    }
 }
 
 /// `si_addr`, `si_pid` and `si_uid` of a siginfo; the latter two only mean something for

@@ -26,6 +26,31 @@ compile_error!("crashguard-signals supports unix targets only");
 mod common;
 pub(crate) use common::*;
 
+/// The interrupted context's registers, as [`context_registers`] decodes them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Registers {
+    /// `layout::ARCH_*`.
+    pub(crate) arch: u32,
+    /// Valid entries of `values`, in the arch's order (`layout::X86_64_REGISTERS`, ...).
+    pub(crate) count: u32,
+    pub(crate) values: [u64; crashguard_blackbox::layout::MAX_REGISTERS],
+    /// Program counter, stack pointer and frame pointer, 0 when unknown.
+    pub(crate) pc: usize,
+    pub(crate) sp: usize,
+    pub(crate) fp: usize,
+}
+
+impl Registers {
+    pub(crate) const EMPTY: Registers = Registers {
+        arch: crashguard_blackbox::layout::ARCH_NONE,
+        count: 0,
+        values: [0; crashguard_blackbox::layout::MAX_REGISTERS],
+        pc: 0,
+        sp: 0,
+        fp: 0,
+    };
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod interpose;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -55,8 +55,15 @@ pub(crate) fn current_stack_bounds() -> Option<(usize, usize, usize)> {
 /// # Safety
 ///
 /// `uc` must be null or the `ucontext_t` pointer the kernel passed to an `SA_SIGINFO` handler.
-pub(crate) unsafe fn context_pc_sp(_uc: *mut c_void) -> (usize, usize) {
-    (0, 0)
+pub(crate) unsafe fn context_registers(_uc: *mut c_void, out: &mut super::Registers) {
+    *out = super::Registers::EMPTY;
+}
+
+/// There is no checked read on this platform: nothing is copied.
+///
+/// Async-signal-safe.
+pub(crate) fn read_checked(_src: usize, _dst: &mut [u8]) -> usize {
+    0
 }
 
 /// `si_addr`, `si_pid` and `si_uid` of a siginfo.

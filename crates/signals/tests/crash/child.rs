@@ -23,6 +23,7 @@ fn setup(config: FatalConfig) -> &'static BlackBox {
     let opts = Options {
         app: "sigtest".into(),
         ring_capacity: 64,
+        stack_capacity: crashguard_blackbox::layout::DEFAULT_STACK_CAPACITY,
     };
     let opened = crashguard_blackbox::open(&dir, &opts).expect("open black box");
     let bb = opened.blackbox.arm().expect("arm");
