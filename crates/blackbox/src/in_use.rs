@@ -46,6 +46,7 @@ mod tests {
             &crate::Options {
                 app: "inuse".into(),
                 ring_capacity: 64,
+                stack_capacity: crate::layout::DEFAULT_STACK_CAPACITY,
             },
         )
         .expect("open");
