@@ -157,9 +157,15 @@ proptest! {
         // The claim word is runtime coordination, not evidence; it is deliberately unchecked.
         let claim = std::mem::offset_of!(layout::Record, claim)..std::mem::offset_of!(layout::Record, session);
         let checksummed = i < std::mem::offset_of!(layout::Record, heartbeat)
-            || (std::mem::offset_of!(layout::Record, end)..size_of::<layout::Record>()).contains(&i);
+            || (std::mem::offset_of!(layout::Record, end)..std::mem::offset_of!(layout::Record, context)).contains(&i);
+        // The context section is optional evidence: a corrupted one is dropped, never trusted
+        // (this box has none, so none may appear).
+        let context = (std::mem::offset_of!(layout::Record, context)..size_of::<layout::Record>()).contains(&i);
         match decode(&bytes) {
-            Ok(_) => prop_assert!(!checksummed || claim.contains(&i), "flip at {} went unnoticed", i),
+            Ok(r) => {
+                prop_assert!(!checksummed || claim.contains(&i), "flip at {} went unnoticed", i);
+                prop_assert!(!context || r.context.is_none(), "flip at {} made up a context", i);
+            }
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
     }
