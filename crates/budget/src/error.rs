@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::memory::ParseError;
+use crate::kernel::ParseError;
 
 /// Everything that can go wrong in `crashguard-budget`.
 #[derive(Debug)]

@@ -58,6 +58,7 @@ compile_error!(
 );
 
 mod error;
+pub mod kernel;
 pub mod memory;
 mod sys;
 pub mod thread;

@@ -58,7 +58,7 @@ fn bytes_budget_is_hard_at_n_and_soft_at_85_percent() {
 #[test]
 fn cgroup_fraction_uses_the_limit_and_keeps_a_margin() {
     let r = MemoryBudget::cgroup_fraction(1.0)
-        .resolve(&sample(Some(Limit::Bytes(GIB)), None))
+        .resolve(&sample(Some(Limit::Value(GIB)), None))
         .unwrap();
     assert_eq!(r.basis, BudgetBasis::Cgroup { limit_bytes: GIB });
     assert_eq!(r.budget_bytes, GIB);
@@ -66,7 +66,7 @@ fn cgroup_fraction_uses_the_limit_and_keeps_a_margin() {
     assert_eq!(r.soft_bytes, (GIB as f64 * 0.85) as u64);
     assert_eq!(r.measure, Measure::CgroupWorkingSet);
     assert_eq!(r.note(), None);
-    let s = sample(Some(Limit::Bytes(GIB)), None);
+    let s = sample(Some(Limit::Value(GIB)), None);
     assert_eq!(r.usage(&s), Some((Measure::CgroupWorkingSet, 600 << 20)));
 
     let r = MemoryBudget::cgroup_fraction(0.5)
@@ -110,7 +110,7 @@ fn cgroup_fraction_without_a_limit_falls_back_to_ram_and_says_so() {
 #[test]
 fn ram_fraction_uses_memtotal() {
     let r = MemoryBudget::ram_fraction(0.25)
-        .resolve(&sample(Some(Limit::Bytes(GIB)), None))
+        .resolve(&sample(Some(Limit::Value(GIB)), None))
         .unwrap();
     assert_eq!(
         r.basis,
@@ -176,7 +176,7 @@ proptest! {
         limit in proptest::option::of(1u64 << 20..1 << 45),
     ) {
         let (soft, hard) = if soft <= hard { (soft, hard) } else { (hard, soft) };
-        let s = sample(limit.map(Limit::Bytes), Some(0));
+        let s = sample(limit.map(Limit::Value), Some(0));
         for b in [MemoryBudget::bytes(n), MemoryBudget::cgroup_fraction(f), MemoryBudget::ram_fraction(f)] {
             if let Ok(r) = b.soft(soft).hard(hard).resolve(&s) {
                 prop_assert!(r.soft_bytes <= r.hard_bytes);

@@ -39,7 +39,7 @@ fn v1_hybrid_reads_the_memory_controller_and_the_lowest_ancestor_limit() {
     assert_eq!(s.mem_total_bytes, Some(8_388_608 * 1024));
     let c = s.cgroup.expect("cgroup sample");
     assert_eq!(c.current_bytes, Some(209_715_200));
-    assert_eq!(c.limit, Limit::Bytes(536_870_912));
+    assert_eq!(c.limit, Limit::Value(536_870_912));
     assert_eq!(c.high, Limit::Unlimited);
     assert_eq!(c.oom_kill, Some(3));
     assert_eq!(c.oom, None);
@@ -59,7 +59,7 @@ fn v1_in_a_container_maps_the_mount_root_to_the_mount_point() {
     );
     assert!(loc.ancestors.is_empty());
     let c = p.sample().expect("sample").cgroup.expect("cgroup sample");
-    assert_eq!(c.limit, Limit::Bytes(268_435_456));
+    assert_eq!(c.limit, Limit::Value(268_435_456));
     assert_eq!(c.current_bytes, Some(134_217_728));
     // memory.oom_control without an oom_kill line (kernels before 4.13).
     assert_eq!(c.oom_kill, None);
@@ -78,7 +78,7 @@ fn v2_reads_events_pressure_and_stat() {
     let c = p.sample().expect("sample").cgroup.expect("cgroup sample");
     assert_eq!(c.current_bytes, Some(805_306_368));
     // The container's own limit is lower than the pod's, which is lower than "max".
-    assert_eq!(c.limit, Limit::Bytes(1_073_741_824));
+    assert_eq!(c.limit, Limit::Value(1_073_741_824));
     assert_eq!(c.high, Limit::Unlimited);
     assert_eq!(
         (c.oom_kill, c.oom, c.max_events),
@@ -104,8 +104,8 @@ fn nested_v2_takes_the_limit_of_an_ancestor_when_the_leaf_says_max() {
         root.join("sys/fs/cgroup/system.slice/my\\x2dservice.service/payload")
     );
     let c = p.sample().expect("sample").cgroup.expect("cgroup sample");
-    assert_eq!(c.limit, Limit::Bytes(268_435_456));
-    assert_eq!(c.high, Limit::Bytes(200_000_000));
+    assert_eq!(c.limit, Limit::Value(268_435_456));
+    assert_eq!(c.high, Limit::Value(200_000_000));
     assert_eq!(c.current_bytes, Some(251_658_240));
     // No memory.stat: the working set falls back to the raw usage.
     assert_eq!(c.inactive_file_bytes, None);

@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 
 use crashguard_blackbox::layout::{CensusEntry, MAX_CENSUS};
+use crashguard_budget::kernel::{CgroupVersion, Roots};
 use crashguard_budget::thread::{
-    self, Census, Diagnosis, LimitKind, ProcessTable, Request, Rlimits, Roots, ThreadBudget,
+    self, Census, Diagnosis, LimitKind, ProcessTable, Request, Rlimits, ThreadBudget,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -45,8 +46,12 @@ fn v1_limits_are_discovered_and_ordered() {
         vec![
             LimitKind::Nproc { uid: 1000 },
             LimitKind::ThreadsMax,
-            LimitKind::CgroupMemory { version: 1 },
-            LimitKind::CgroupPids { version: 1 },
+            LimitKind::CgroupMemory {
+                version: CgroupVersion::V1
+            },
+            LimitKind::CgroupPids {
+                version: CgroupVersion::V1
+            },
             LimitKind::PidMax,
         ]
     );
@@ -131,7 +136,12 @@ fn v2_pids_max_is_the_limit_hit() {
         },
     );
     let hit = d.exhausted_limit().expect("pids.max is used up");
-    assert_eq!(hit.kind, LimitKind::CgroupPids { version: 2 });
+    assert_eq!(
+        hit.kind,
+        LimitKind::CgroupPids {
+            version: CgroupVersion::V2
+        }
+    );
     assert!(
         hit.path
             .as_ref()

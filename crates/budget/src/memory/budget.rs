@@ -18,9 +18,9 @@
 //! silently did nothing would be worse, and refusing to start on a developer machine without
 //! limits would be unhelpful.
 
-use super::parse::Limit;
 use super::probe::MemorySample;
 use crate::error::{Error, Result};
+use crate::kernel::Limit;
 
 /// Default soft share of the base.
 pub const DEFAULT_SOFT: f64 = 0.85;
@@ -225,7 +225,7 @@ impl MemoryBudget {
                 (n, BudgetBasis::Bytes, measure)
             }
             Base::CgroupFraction(f) => match sample.cgroup.as_ref().map(|c| c.limit) {
-                Some(Limit::Bytes(limit)) => (
+                Some(Limit::Value(limit)) => (
                     scale(limit, f),
                     BudgetBasis::Cgroup { limit_bytes: limit },
                     Measure::CgroupWorkingSet,

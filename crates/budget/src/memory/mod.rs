@@ -6,7 +6,7 @@
 //!   batches (within `threads x 64 KiB` of exact) and refuses requests over the hard limit,
 //!   recording them in the black box first.
 //! - [`MemoryProbe`] reads RSS (`/proc/self/statm`), `MemTotal` and the process's cgroup
-//!   (v1 and v2) from a root path; [`parse`] holds its pure parsers.
+//!   (v1 and v2) through the crate's one kernel reader, [`crate::kernel`].
 //! - [`MemoryBudget`] says how much memory the service may use; [`ResolvedBudget`] is that
 //!   budget in bytes on this machine.
 //! - [`MemorySampler`] samples on a background thread, writes the black box's heartbeat and
@@ -18,7 +18,6 @@ mod allocator;
 mod budget;
 pub mod kmsg;
 mod oom;
-pub mod parse;
 mod probe;
 mod sampler;
 
@@ -32,8 +31,9 @@ pub use budget::{
 };
 pub use kmsg::{find_oom_kill_line, scan_kmsg, scan_kmsg_at};
 pub use oom::{LastMemory, NEAR_LIMIT, OomEvidence, OomScoreAdj, Verdict, oom_verdict};
-pub use parse::{Limit, ParseError, Pressure};
-pub use probe::{CgroupLocation, CgroupSample, CgroupVersion, MemoryProbe, MemorySample};
+// The kernel reader's types that appear in this module's API, so users need one import.
+pub use crate::kernel::{CgroupVersion, Limit, ParseError, Pressure};
+pub use probe::{CgroupLocation, CgroupSample, MemoryProbe, MemorySample};
 pub use sampler::{
     DEFAULT_INTERVAL, ErrorCallback, MemoryCallback, MemoryEvent, MemoryLevel, MemorySampler,
     SamplerCallbacks, SamplerStats, THREAD_NAME,

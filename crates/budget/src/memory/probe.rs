@@ -8,23 +8,11 @@
 //! A missing file (no cgroup, an older kernel, a non-Linux unix) gives `None` for what it would
 //! have told; a file with contents that cannot be parsed gives [`Error::Parse`] naming it.
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::accounting;
-use super::parse::{self, Limit, Pressure};
 use crate::error::{Error, Result};
-use crate::sys::memory as sys;
-
-/// Which cgroup hierarchy holds the process's memory controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    /// The legacy hierarchy with a separate `memory` controller mount.
-    V1,
-    /// The unified hierarchy (`cgroup2`).
-    V2,
-}
+use crate::kernel::{self as parse, CgroupVersion, Limit, Pressure, Roots, read, read_parsed};
 
 /// Where the process's memory cgroup lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,24 +109,20 @@ impl MemoryProbe {
 
     /// A probe that reads `<root>/proc/self/...` and the cgroup files under `root`.
     pub fn with_root(root: impl AsRef<Path>) -> Result<Self> {
-        let root = root.as_ref();
+        Self::with_roots(&Roots::under(root))
+    }
+
+    /// A probe that reads `<proc>/self/...` and the cgroup files the roots lead to.
+    pub fn with_roots(roots: &Roots) -> Result<Self> {
         let mut buf = String::with_capacity(4096);
-        let cgroup = discover(root, &mut buf)?;
-        let meminfo = root.join("proc/meminfo");
-        let mem_total = match read(&meminfo, &mut buf)? {
-            true => Some(
-                parse::parse_meminfo_total(&buf).map_err(|source| Error::Parse {
-                    path: meminfo,
-                    source,
-                })?,
-            ),
-            false => None,
-        };
+        let cgroup = discover(roots)?;
+        let meminfo = roots.proc().join("meminfo");
+        let mem_total = read_parsed(&meminfo, &mut buf, parse::parse_meminfo_total)?;
         let files = cgroup.as_ref().map(CgroupFiles::new);
         Ok(MemoryProbe {
             page_size: crate::sys::page_size(),
-            statm: root.join("proc/self/statm"),
-            status: root.join("proc/self/status"),
+            statm: roots.proc().join("self/statm"),
+            status: roots.proc().join("self/status"),
             cgroup,
             files,
             mem_total,
@@ -240,12 +224,12 @@ impl CgroupFiles {
                 parse::parse_v1_limit
             };
             if let Some(l) = read_parsed(max_path, buf, parse_limit)? {
-                limit = lower(limit, l);
+                limit = limit.min(l);
             }
             if let Some(h) = high_path
                 && let Some(l) = read_parsed(h, buf, parse::parse_v2_limit)?
             {
-                high = lower(high, l);
+                high = high.min(l);
             }
         }
         let (mut oom_kill, mut oom, mut max_events) = (None, None, None);
@@ -289,96 +273,18 @@ impl CgroupFiles {
     }
 }
 
-fn lower(a: Limit, b: Limit) -> Limit {
-    match (a, b) {
-        (Limit::Bytes(x), Limit::Bytes(y)) => Limit::Bytes(x.min(y)),
-        (Limit::Bytes(x), Limit::Unlimited) | (Limit::Unlimited, Limit::Bytes(x)) => {
-            Limit::Bytes(x)
-        }
-        (Limit::Unlimited, Limit::Unlimited) => Limit::Unlimited,
-    }
-}
-
-/// Reads `path` into `buf`. `Ok(false)` when the file does not exist or the kernel does not
-/// support it (PSI disabled makes `memory.pressure` fail with `EOPNOTSUPP`).
-fn read(path: &Path, buf: &mut String) -> Result<bool> {
-    buf.clear();
-    let result = File::open(path).and_then(|mut f| f.read_to_string(buf));
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || sys::is_unsupported(&e) => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Parse {
-            path: path.to_owned(),
-            source: parse::ParseError {
-                format: "text",
-                detail: "not valid utf-8".into(),
-            },
-        }),
-        Err(source) => Err(Error::Io {
-            op: "read",
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-fn read_parsed<T>(
-    path: &Path,
-    buf: &mut String,
-    parse: impl FnOnce(&str) -> std::result::Result<T, parse::ParseError>,
-) -> Result<Option<T>> {
-    if !read(path, buf)? {
-        return Ok(None);
-    }
-    parse(buf).map(Some).map_err(|source| Error::Parse {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// Finds the process's memory cgroup: the v1 `memory` controller when the process is in one
 /// (hybrid hosts such as this project's CI keep memory on v1 and mount an empty v2 hierarchy
 /// beside it), else the v2 unified hierarchy.
-fn discover(root: &Path, buf: &mut String) -> Result<Option<CgroupLocation>> {
-    let cgroup_path = root.join("proc/self/cgroup");
-    let Some(proc_cgroup) = read_parsed(&cgroup_path, buf, parse::parse_proc_cgroup)? else {
-        return Ok(None);
-    };
-    let mountinfo_path = root.join("proc/self/mountinfo");
-    let Some(mounts) = read_parsed(&mountinfo_path, buf, parse::parse_mountinfo)? else {
-        return Ok(None);
-    };
-    let chosen = match (
-        proc_cgroup.v1_memory,
-        mounts.v1_memory,
-        proc_cgroup.v2,
-        mounts.v2,
-    ) {
-        (Some(path), Some(mount), _, _) => Some((CgroupVersion::V1, path, mount)),
-        (_, _, Some(path), Some(mount)) => Some((CgroupVersion::V2, path, mount)),
-        _ => None,
-    };
-    let Some((version, path, mount)) = chosen else {
-        return Ok(None);
-    };
-    let under_root = |p: &str| root.join(p.trim_start_matches('/'));
-    let dir_str = parse::cgroup_dir(&mount, &path);
-    let top = under_root(&mount.mount_point);
-    let dir = under_root(&dir_str);
-    let mut ancestors = Vec::new();
-    let mut cur = dir.as_path();
-    while cur != top {
-        match cur.parent() {
-            Some(parent) if parent.starts_with(&top) => {
-                ancestors.push(parent.to_owned());
-                cur = parent;
-            }
-            _ => break,
-        }
-    }
-    Ok(Some(CgroupLocation {
-        version,
-        dir,
-        ancestors,
+fn discover(roots: &Roots) -> Result<Option<CgroupLocation>> {
+    let dirs = crate::kernel::cgroup_dirs(roots, "memory")?;
+    let chosen = dirs
+        .iter()
+        .find(|d| d.version == CgroupVersion::V1)
+        .or_else(|| dirs.iter().find(|d| d.version == CgroupVersion::V2));
+    Ok(chosen.map(|d| CgroupLocation {
+        version: d.version,
+        dir: d.dir.clone(),
+        ancestors: d.levels().skip(1).map(Path::to_path_buf).collect(),
     }))
 }

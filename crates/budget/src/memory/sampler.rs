@@ -351,7 +351,7 @@ fn write_heartbeat(sample: &MemorySample, budget: Option<u64>) {
     let rss = sample.rss_bytes.unwrap_or(0);
     let heap = sample.heap_bytes.unwrap_or(u64::MAX);
     let current = cgroup.and_then(|c| c.current_bytes).unwrap_or(u64::MAX);
-    let max = cgroup.and_then(|c| c.limit.bytes()).unwrap_or(u64::MAX);
+    let max = cgroup.and_then(|c| c.limit.value()).unwrap_or(u64::MAX);
     let oom_kill = cgroup.and_then(|c| c.oom_kill).unwrap_or(u64::MAX);
     let threads = sample.threads;
     // The thread sampler writes the same section; when it is inside, try again shortly

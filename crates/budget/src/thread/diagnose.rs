@@ -1,13 +1,12 @@
 //! What a refused spawn found out: counts, limits, the census and the neighbours.
 
 use std::fmt;
-use std::fs;
 
 use super::budget::ThreadBudget;
 use super::census::Census;
 use super::limits::{self, Limit, LimitKind, Rlimits};
-use super::parse;
-use super::procs::{ProcessInfo, ProcessTable, Roots};
+use super::procs::{ProcessInfo, ProcessTable};
+use crate::kernel::{self, Roots};
 
 /// Processes listed when a shared limit is nearly used up.
 const TOP_PROCESSES: usize = 5;
@@ -44,8 +43,10 @@ impl Diagnosis {
     /// Reads the census, the limits and, if a shared limit is near or the OS refused, the
     /// process table, under `roots`. Never fails: what cannot be read is left out.
     pub fn gather(roots: &Roots, rlimits: &Rlimits, request: Request) -> Diagnosis {
-        let status = fs::read(roots.proc().join("self/status")).unwrap_or_default();
-        let process_threads = parse::status_threads(&status);
+        let process_threads = kernel::read_lenient(
+            &roots.proc().join("self/status"),
+            kernel::parse_status_threads,
+        );
         let table = ProcessTable::scan(roots.proc()).ok();
         let mut limits = limits::discover(roots, rlimits, table.as_ref(), request.stack_bytes);
         if let Some(budget) = request.budget {

@@ -7,12 +7,10 @@
 //! `EAGAIN`, so the diagnosis measures each one.
 
 use std::fmt;
-use std::fs;
 use std::path::PathBuf;
 
-use super::cgroup;
-use super::parse::{self, LimitValue};
-use super::procs::{ProcessTable, Roots};
+use super::procs::ProcessTable;
+use crate::kernel::{self, CgroupVersion, Roots};
 use crate::sys::thread::{self as sys, Resource};
 
 /// Which limit a [`Limit`] describes.
@@ -32,8 +30,8 @@ pub enum LimitKind {
     },
     /// A cgroup's `pids.max` against its `pids.current`.
     CgroupPids {
-        /// 1 or 2.
-        version: u8,
+        /// The hierarchy.
+        version: CgroupVersion,
     },
     /// `/proc/sys/kernel/threads-max` against the threads on the host.
     ThreadsMax,
@@ -43,8 +41,8 @@ pub enum LimitKind {
     AddressSpace,
     /// A cgroup's memory limit against its usage.
     CgroupMemory {
-        /// 1 or 2.
-        version: u8,
+        /// The hierarchy.
+        version: CgroupVersion,
     },
 }
 
@@ -104,12 +102,16 @@ impl Limit {
         match self.kind {
             LimitKind::Budget { .. } => "thread budget",
             LimitKind::Nproc { .. } => "RLIMIT_NPROC",
-            LimitKind::CgroupPids { version: 1 } => "cgroup v1 pids.max",
+            LimitKind::CgroupPids {
+                version: CgroupVersion::V1,
+            } => "cgroup v1 pids.max",
             LimitKind::CgroupPids { .. } => "cgroup v2 pids.max",
             LimitKind::ThreadsMax => "kernel.threads-max",
             LimitKind::PidMax => "kernel.pid_max",
             LimitKind::AddressSpace => "RLIMIT_AS",
-            LimitKind::CgroupMemory { version: 1 } => "cgroup v1 memory.limit_in_bytes",
+            LimitKind::CgroupMemory {
+                version: CgroupVersion::V1,
+            } => "cgroup v1 memory.limit_in_bytes",
             LimitKind::CgroupMemory { .. } => "cgroup v2 memory.max",
         }
     }
@@ -214,9 +216,8 @@ pub fn discover(
     stack_bytes: u64,
 ) -> Vec<Limit> {
     let mut out = Vec::new();
-    let host_tasks = fs::read(roots.proc().join("loadavg"))
-        .ok()
-        .and_then(|b| parse::loadavg_tasks(&b));
+    let host_tasks =
+        kernel::read_lenient(&roots.proc().join("loadavg"), kernel::parse_loadavg_tasks);
 
     if let (Some(max), Some(table)) = (rlimits.nproc, table) {
         out.push(Limit {
@@ -228,11 +229,13 @@ pub fn discover(
             enforced: rlimits.nproc_enforced,
         });
     }
-    for dir in cgroup::dirs_for(roots, "pids") {
+    // The diagnosis reports what it can read: cgroup files it cannot make sense of are left out.
+    for dir in kernel::cgroup_dirs(roots, "pids").unwrap_or_default() {
         let tightest = dir
             .levels()
             .filter_map(|level| {
-                let max = read_limit(level.join("pids.max"))?;
+                // `pids.max` is `max` or a number on both hierarchies.
+                let max = read_limit(level.join("pids.max"), kernel::parse_v2_limit)?;
                 let used = read_u64(level.join("pids.current"))?;
                 Some(task_limit(
                     LimitKind::CgroupPids {
@@ -256,8 +259,10 @@ pub fn discover(
         }
     }
     if let Some(max) = rlimits.address_space {
-        let status = fs::read(roots.proc().join("self/status")).unwrap_or_default();
-        if let Some(used) = parse::status(&status).vm_size {
+        let status = kernel::read_lenient(&roots.proc().join("self/status"), |t| {
+            Ok(kernel::parse_status(t))
+        });
+        if let Some(used) = status.and_then(|s| s.vm_size) {
             out.push(Limit {
                 kind: LimitKind::AddressSpace,
                 used,
@@ -268,16 +273,19 @@ pub fn discover(
             });
         }
     }
-    for dir in cgroup::dirs_for(roots, "memory") {
-        let (max_file, used_file) = if dir.version == 1 {
-            ("memory.limit_in_bytes", "memory.usage_in_bytes")
-        } else {
-            ("memory.max", "memory.current")
+    for dir in kernel::cgroup_dirs(roots, "memory").unwrap_or_default() {
+        let (max_file, used_file, parse_max): (_, _, fn(&str) -> _) = match dir.version {
+            CgroupVersion::V1 => (
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+                kernel::parse_v1_limit,
+            ),
+            CgroupVersion::V2 => ("memory.max", "memory.current", kernel::parse_v2_limit),
         };
         let tightest = dir
             .levels()
             .filter_map(|level| {
-                let max = read_limit(level.join(max_file))?;
+                let max = read_limit(level.join(max_file), parse_max)?;
                 let used = read_u64(level.join(used_file))?;
                 Some(Limit {
                     kind: LimitKind::CgroupMemory {
@@ -320,15 +328,15 @@ fn closeness(a: &Limit, b: &Limit) -> std::cmp::Ordering {
 }
 
 fn read_u64(path: PathBuf) -> Option<u64> {
-    parse::single_u64(&fs::read(path).ok()?)
+    kernel::read_lenient(&path, |t| kernel::parse_u64("count", t))
 }
 
 /// A finite limit from a `max`-style file; `None` when unlimited or unreadable.
-fn read_limit(path: PathBuf) -> Option<u64> {
-    match parse::limit_value(&fs::read(path).ok()?)? {
-        LimitValue::Value(n) => Some(n),
-        LimitValue::Unlimited => None,
-    }
+fn read_limit(
+    path: PathBuf,
+    parse: fn(&str) -> Result<kernel::Limit, kernel::ParseError>,
+) -> Option<u64> {
+    kernel::read_lenient(&path, parse)?.value()
 }
 
 #[cfg(test)]

@@ -17,30 +17,29 @@
 //!   other libraries start) with the budget's soft and hard limits.
 //! - [`census_raw_into`], the async-signal-safe census the crash handler stores in the black box.
 //!
-//! Everything that reads the kernel's view takes its roots as a parameter ([`Roots`]), so tests
-//! run it against fixture trees. The module is complete on Linux; other unixes compile with an
+//! Everything that reads the kernel's view goes through [`crate::kernel`] and takes its roots as
+//! a parameter ([`Roots`](crate::kernel::Roots)), so tests run it against fixture trees. The module is complete on Linux; other unixes compile with an
 //! empty census (see the `sys` module).
 
 mod budget;
 mod census;
-mod cgroup;
 mod crash_census;
 mod diagnose;
 mod error;
 mod group;
 mod limits;
-pub mod parse;
 mod procs;
 mod sampler;
 mod spawn;
+mod spawn_error;
 
 pub use budget::{ThreadBudget, ThreadPolicy};
 pub use census::{Census, CensusGroup};
 pub use crash_census::{MAX_TASKS, census_raw_from, census_raw_into};
 pub use diagnose::{Diagnosis, Request};
-pub use error::{SpawnError, ThreadError};
+pub use error::ThreadError;
 pub use limits::{Limit, LimitKind, Rlimits, discover as discover_limits};
-pub use procs::{ProcessInfo, ProcessTable, Roots};
+pub use procs::{ProcessInfo, ProcessTable};
 pub use sampler::{
     SAMPLER_THREAD_NAME, ThreadEvent, ThreadLevel, ThreadSampler, ThreadSamplerBuilder,
 };
@@ -48,6 +47,7 @@ pub use spawn::{
     Builder, budget, clear_exhausted_callback, clear_thread_start_hook, live_threads, set_budget,
     set_exhausted_callback, set_thread_start_hook, spawn,
 };
+pub use spawn_error::SpawnError;
 
 /// The prefix and whether a number was dropped, for a thread name (see [`Census`]).
 pub use group::group_prefix;

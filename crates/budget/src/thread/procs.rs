@@ -2,62 +2,10 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::error::ThreadError;
-use super::parse;
-
-/// Where the thread budget reads the kernel's view from.
-///
-/// Production uses [`Roots::system`] (`/proc` and `/sys`); tests point both at fixture trees.
-/// Cgroup mount points found in `<proc>/self/mountinfo` are looked up under `sys` with their
-/// leading `/sys` replaced, so `/sys/fs/cgroup/pids` becomes `<sys>/fs/cgroup/pids`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Roots {
-    proc: PathBuf,
-    sys: PathBuf,
-}
-
-impl Roots {
-    /// `/proc` and `/sys`.
-    pub fn system() -> Self {
-        Roots::new("/proc", "/sys")
-    }
-
-    /// Custom roots, e.g. fixture trees.
-    pub fn new(proc: impl Into<PathBuf>, sys: impl Into<PathBuf>) -> Self {
-        Roots {
-            proc: proc.into(),
-            sys: sys.into(),
-        }
-    }
-
-    /// The proc root.
-    pub fn proc(&self) -> &Path {
-        &self.proc
-    }
-
-    /// The sys root.
-    pub fn sys(&self) -> &Path {
-        &self.sys
-    }
-
-    /// Maps an absolute path as the kernel reports it (a mount point) into the sys root.
-    pub(crate) fn map_sys(&self, absolute: &str) -> PathBuf {
-        match absolute.strip_prefix("/sys") {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
-                self.sys.join(rest.trim_start_matches('/'))
-            }
-            _ => PathBuf::from(absolute),
-        }
-    }
-}
-
-impl Default for Roots {
-    fn default() -> Self {
-        Roots::system()
-    }
-}
+use crate::kernel;
 
 /// One process as `/proc/<pid>/status` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +38,7 @@ impl ProcessTable {
             let name = entry.file_name();
             let Some(pid) = name
                 .to_str()
-                .and_then(|s| parse::parse_u64(s.as_bytes()))
+                .and_then(kernel::parse_decimal)
                 .and_then(|n| u32::try_from(n).ok())
             else {
                 continue;
@@ -104,7 +52,7 @@ impl ProcessTable {
             if read.is_err() {
                 continue;
             }
-            let status = parse::status(&buf);
+            let status = kernel::parse_status(&String::from_utf8_lossy(&buf));
             let Some(threads) = status.threads else {
                 continue;
             };
@@ -153,17 +101,6 @@ impl ProcessTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn maps_sys_paths() {
-        let roots = Roots::new("/p", "/tmp/fx/sys");
-        assert_eq!(
-            roots.map_sys("/sys/fs/cgroup/pids"),
-            PathBuf::from("/tmp/fx/sys/fs/cgroup/pids")
-        );
-        assert_eq!(roots.map_sys("/sysfoo"), PathBuf::from("/sysfoo"));
-        assert_eq!(roots.map_sys("/cgroup"), PathBuf::from("/cgroup"));
-    }
 
     #[test]
     fn scans_this_host() {

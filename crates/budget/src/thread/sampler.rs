@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::budget::ThreadBudget;
 use super::error::ThreadError;
-use super::parse;
 use super::spawn::start_hook;
+use crate::kernel::parse_status_threads;
 
 /// The sampler thread's name.
 pub const SAMPLER_THREAD_NAME: &str = "crashguard-thr";
@@ -123,7 +123,11 @@ impl ThreadSamplerBuilder {
                 loop {
                     buf.clear();
                     let read = File::open(&status).and_then(|mut f| f.read_to_end(&mut buf));
-                    if let Some(threads) = read.ok().and_then(|_| parse::status_threads(&buf)) {
+                    // Lossy: a process name that is not UTF-8 must not hide the count.
+                    let threads = read
+                        .ok()
+                        .and_then(|_| parse_status_threads(&String::from_utf8_lossy(&buf)).ok());
+                    if let Some(threads) = threads {
                         record(threads, &self.budget);
                         for event in state.observe(threads) {
                             let callback = match event.level {

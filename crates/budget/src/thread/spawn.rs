@@ -1,17 +1,17 @@
 //! Guarded spawning: `std::thread::Builder` that returns `Err` instead of panicking, counts its
 //! threads against the budget, and prepares each new thread for crash handling.
 
-use std::fs;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use super::budget::{ThreadBudget, ThreadPolicy};
 use super::diagnose::{Diagnosis, Request};
-use super::error::{SpawnError, ThreadError};
+use super::error::ThreadError;
 use super::limits::Rlimits;
-use super::parse;
-use super::procs::Roots;
+use super::spawn_error::SpawnError;
+use crate::kernel::{self, Roots};
 use crate::sys::thread as sys;
 
 /// std's default stack for spawned threads when neither the builder nor `RUST_MIN_STACK` says
@@ -237,8 +237,9 @@ fn reserve(budget: Option<ThreadBudget>) -> Result<Slot, usize> {
     })?;
     let slot = Slot;
     if budget.counts_process_threads() {
-        let status = fs::read("/proc/self/status").unwrap_or_default();
-        let threads = parse::status_threads(&status).unwrap_or(0);
+        let threads =
+            kernel::read_lenient(Path::new("/proc/self/status"), kernel::parse_status_threads)
+                .unwrap_or(0);
         if threads >= u64::try_from(hard).unwrap_or(u64::MAX) {
             drop(slot);
             return Err(live_threads());

@@ -1,11 +1,22 @@
-//! Property tests for the memory probe's parsers: arbitrary input never panics, and generated
-//! valid input parses back to what was generated.
+//! Property tests for the kernel reader's parsers, which serve the memory and the thread
+//! budget alike: arbitrary input never panics, and generated valid input parses back to what
+//! was generated.
 
-use crashguard_budget::memory::parse::{
-    CgroupMount, Limit, V1_UNLIMITED_THRESHOLD, cgroup_dir, parse_keyed, parse_meminfo_total,
-    parse_mountinfo, parse_pressure, parse_proc_cgroup, parse_statm, parse_status_threads,
-    parse_u64, parse_v1_limit, parse_v2_limit,
+use crashguard_budget::kernel::{
+    CgroupMount, CgroupVersion, Limit, V1_UNLIMITED_THRESHOLD, cgroup_dir, parse_decimal,
+    parse_keyed, parse_loadavg_tasks, parse_meminfo_total, parse_mountinfo, parse_pressure,
+    parse_proc_cgroup, parse_statm, parse_status, parse_status_threads, parse_u64, parse_v1_limit,
+    parse_v2_limit,
 };
+
+fn mount(root: &str, mount_point: &str) -> CgroupMount {
+    CgroupMount {
+        version: CgroupVersion::V2,
+        root: root.into(),
+        mount_point: mount_point.into(),
+        options: Vec::new(),
+    }
+}
 use proptest::prelude::*;
 
 proptest! {
@@ -21,8 +32,23 @@ proptest! {
         let _ = parse_pressure(&s);
         let _ = parse_proc_cgroup(&s);
         let _ = parse_mountinfo(&s);
-        let m = CgroupMount { root: s.clone(), mount_point: s.clone() };
-        let _ = cgroup_dir(&m, &s);
+        let _ = parse_status(&s);
+        let _ = parse_loadavg_tasks(&s);
+        let _ = parse_decimal(&s);
+        let _ = cgroup_dir(&mount(&s, &s), &s);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        // The thread budget reads files as bytes and parses them lossily.
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = parse_status(&text);
+        let _ = parse_status_threads(&text);
+        let _ = parse_proc_cgroup(&text);
+        let _ = parse_mountinfo(&text);
+        let _ = parse_v2_limit(&text);
+        let _ = parse_u64("x", &text);
+        let _ = parse_loadavg_tasks(&text);
     }
 
     #[test]
@@ -43,10 +69,14 @@ proptest! {
 
     #[test]
     fn integers_round_trip(n in any::<u64>(), ws in "[ \t\n]{0,3}") {
+        prop_assert_eq!(parse_decimal(&n.to_string()), Some(n));
         prop_assert_eq!(parse_u64("x", &format!("{ws}{n}{ws}")), Ok(n));
-        prop_assert_eq!(parse_v2_limit(&format!("{n}\n")), Ok(Limit::Bytes(n)));
-        let v1 = if n >= V1_UNLIMITED_THRESHOLD { Limit::Unlimited } else { Limit::Bytes(n) };
+        prop_assert_eq!(parse_v2_limit(&format!("{n}\n")), Ok(Limit::Value(n)));
+        let v1 = if n >= V1_UNLIMITED_THRESHOLD { Limit::Unlimited } else { Limit::Value(n) };
         prop_assert_eq!(parse_v1_limit(&format!("{n}\n")), Ok(v1));
+        let status_text = format!("Name:\tx\nUid:\t7 7 7 7\nThreads:\t{n}\n");
+        prop_assert_eq!(parse_status(&status_text).threads, Some(n));
+        prop_assert_eq!(parse_loadavg_tasks(&format!("0.05 0.13 0.06 1/{n} 5054\n")), Ok(n));
     }
 
     #[test]
@@ -93,8 +123,11 @@ proptest! {
         let v2 = if v2.is_empty() { "/".to_owned() } else { v2 };
         let text = format!("12:pids:/x\n4:cpu,memory:{v1}\n1:name=systemd:/\n0::{v2}\n");
         let p = parse_proc_cgroup(&text).unwrap();
-        prop_assert_eq!(p.v1_memory, Some(v1));
-        prop_assert_eq!(p.v2, Some(v2));
+        prop_assert_eq!(p.len(), 4);
+        prop_assert_eq!(&p[1].controllers, &vec!["cpu".to_owned(), "memory".to_owned()]);
+        prop_assert_eq!(&p[1].path, &v1);
+        prop_assert!(p[3].is_v2());
+        prop_assert_eq!(&p[3].path, &v2);
     }
 
     #[test]
@@ -105,8 +138,12 @@ proptest! {
             "1 0 8:1 / / rw{opt} - ext4 /dev/sda1 rw\n30 1 0:26 / {escaped} rw{opt} - cgroup2 cgroup2 rw\n"
         );
         let m = parse_mountinfo(&text).unwrap();
-        prop_assert_eq!(m.v2, Some(CgroupMount { root: "/".into(), mount_point: mp }));
-        prop_assert_eq!(m.v1_memory, None);
+        prop_assert_eq!(m, vec![CgroupMount {
+            version: CgroupVersion::V2,
+            root: "/".into(),
+            mount_point: mp,
+            options: vec!["rw".into()],
+        }]);
     }
 }
 
@@ -122,7 +159,7 @@ fn limits_accept_max_and_the_v1_sentinels() {
         Ok(Limit::Unlimited)
     ); // 64 KiB pages
     assert_eq!(parse_v1_limit("-1\n"), Ok(Limit::Unlimited));
-    assert_eq!(parse_v1_limit("536870912\n"), Ok(Limit::Bytes(536_870_912)));
+    assert_eq!(parse_v1_limit("536870912\n"), Ok(Limit::Value(536_870_912)));
     assert!(parse_v2_limit("").is_err());
     assert!(parse_v2_limit("12 34").is_err());
     assert!(parse_v2_limit("-5").is_err());
@@ -149,7 +186,8 @@ fn mountinfo_picks_the_memory_v1_mount_by_super_options() {
     let text = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
                 35 31 0:32 /docker/x /sys/fs/cgroup/memory rw,relatime master:1 - cgroup cgroup rw,memory\n";
     let m = parse_mountinfo(text).unwrap();
-    let v1 = m.v1_memory.unwrap();
+    let v1 = m.iter().find(|m| m.carries("memory")).unwrap();
+    assert_eq!(v1.version, CgroupVersion::V1);
     assert_eq!(
         (v1.root.as_str(), v1.mount_point.as_str()),
         ("/docker/x", "/sys/fs/cgroup/memory")
@@ -159,10 +197,6 @@ fn mountinfo_picks_the_memory_v1_mount_by_super_options() {
 
 #[test]
 fn cgroup_dir_handles_roots_namespaces_and_traversal() {
-    let mount = |root: &str, mp: &str| CgroupMount {
-        root: root.into(),
-        mount_point: mp.into(),
-    };
     assert_eq!(
         cgroup_dir(&mount("/", "/sys/fs/cgroup"), "/a/b"),
         "/sys/fs/cgroup/a/b"
