@@ -61,6 +61,9 @@ fn a_panic_on_a_worker_thread_tells_the_app_runs_the_hooks_and_exits_70() {
     assert_eq!(report["outcome"], "panic", "{report:#}");
     assert_eq!(report["panic"]["message"], "boom on worker");
     assert_eq!(report["panic"]["thread"]["name"], "worker");
+    // The run ended because of the worker's panic: the report names the worker, not the
+    // coordinator thread that recorded the end.
+    assert_eq!(report["thread"]["name"], "worker", "{report:#}");
     assert_eq!(hooks(&report), [("cleanup".to_owned(), "ok".to_owned())]);
 }
 

@@ -236,6 +236,21 @@ impl BlackBox {
         &self.path
     }
 
+    /// A copy of the record as it is now: [`crate::decode`] turns it into a report of the run
+    /// so far without ending it (a panic that the process survives gets its own report this
+    /// way). Bytes are read one by one with volatile loads, because other threads may be
+    /// writing; a section caught half-written fails its sequence or checksum check in the
+    /// decoder and is left out, never misread.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let len = crate::layout::file_size(self.ring_capacity);
+        let base = self.base.cast::<u8>().cast_const();
+        (0..len)
+            // SAFETY: `base` points to a mapping of `file_size(ring_capacity)` bytes that stays
+            // mapped for the life of the process (the contract of `from_mapping`), and `i < len`.
+            .map(|i| unsafe { base.add(i).read_volatile() })
+            .collect()
+    }
+
     /// Which slot of the report directory this process holds.
     pub fn slot(&self) -> u32 {
         self.slot

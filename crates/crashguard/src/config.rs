@@ -16,16 +16,35 @@ use crashguard_signals::{FatalPolicy, Signal};
 use crate::Error;
 
 /// What a panic does to the process.
+///
+/// | code | choose |
+/// |---|---|
+/// | plain threads | [`PanicPolicy::ExitProcess`]: a dead worker leaves a half-dead process |
+/// | tokio, tasks that may fail alone | [`PanicPolicy::Unwind`]: tokio's isolation, every panic reported |
+/// | tokio, a panic must end the service | [`PanicPolicy::ExitAfterUnwind`]: no runtime worker parked, the drain runs |
+/// | rayon | [`PanicPolicy::ExitAfterUnwind`] (rayon re-raises a job's panic in the caller, which must not wait for a parked worker) or `Unwind` when the caller catches it |
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PanicPolicy {
     /// A panic on any thread ends the process with exit code 70 after running the shutdown
-    /// hooks under [`Config::panic_grace`]. The usual choice for services: a half-dead process
-    /// whose worker died is worse than a restarted one.
+    /// hooks under [`Config::panic_grace`]. The panicking thread is parked, never unwound: code
+    /// after the panic (and drops that assumed it would not run) stays stopped. The usual
+    /// choice for services built on plain threads: a half-dead process whose worker died is
+    /// worse than a restarted one. Not for async runtimes: the parked thread is a runtime
+    /// worker, and tasks queued on it stall the drain until the grace period ends.
     #[default]
     ExitProcess,
-    /// Record the panic and keep std's behaviour (the thread unwinds; `main` panicking still
-    /// exits with 101).
+    /// A panic ends the process with exit code 70 as with `ExitProcess`, but the panicking
+    /// thread unwinds as std would instead of being parked: tokio turns the panic into the
+    /// task's `JoinError` and keeps its worker, so the application's drain and the hooks run
+    /// unhindered. For async runtimes and thread pools where a panic means the service is
+    /// broken.
+    ExitAfterUnwind,
+    /// The process survives panics: the thread unwinds as std would (tokio isolates the task;
+    /// a panicking `main` still exits 101). Each panic is recorded — the first ten of a run as
+    /// reports of their own in the report directory, at once, so `crashguard list` shows them
+    /// while the process runs — and counted ([`crate::Guard::panic_count`]); the end of the run
+    /// says how many there were.
     Unwind,
 }
 

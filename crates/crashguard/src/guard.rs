@@ -19,6 +19,7 @@ pub(crate) struct Inner {
     pub(crate) fatal: Option<FatalHandlers>,
     pub(crate) shutdown: Option<Coordinator>,
     pub(crate) budgets: Option<Budgets>,
+    pub(crate) panic_hook: Option<crate::panic::PanicHook>,
 }
 
 /// crashguard, installed. Dropping the guard records a clean exit, restores the signal
@@ -116,6 +117,14 @@ impl Guard {
         added
     }
 
+    /// How many panics this run has had so far, on any thread (hooks included). Under
+    /// [`crate::PanicPolicy::Unwind`] the process survives them; each of the first ten has a
+    /// report of its own in the report directory (`crashguard list`), and the end of the run
+    /// says how many there were.
+    pub fn panic_count(&self) -> u64 {
+        self.coordinator().panics()
+    }
+
     /// A handle that tells when shutdown was requested. Clone it into every worker.
     pub fn shutdown_signal(&self) -> ShutdownSignal {
         self.coordinator().signal()
@@ -172,7 +181,7 @@ impl Drop for Guard {
             b.stop();
         }
         let pending = self.inner.shutdown.take().and_then(|s| s.stop());
-        crate::panic::disarm();
+        drop(self.inner.panic_hook.take());
         if let Some(f) = self.inner.fatal.take() {
             let _ = f.uninstall();
         }

@@ -99,7 +99,13 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
     let budgets = crate::budgets::Budgets::start(&config, blackbox, shutdown.handle())?;
     // Last, so that a failed install never leaves the panic hook armed with a stopped
     // coordinator's handle.
-    crate::panic::install(config.panic_policy, shutdown.handle());
+    let panic_hook = crate::panic::arm(crate::panic::Armed {
+        policy: config.panic_policy,
+        shutdown: shutdown.handle(),
+        bb: blackbox,
+        report_dir: report_dir.clone(),
+        retention: config.retention,
+    });
 
     blackbox.breadcrumb("crashguard installed");
     ticket.done = true;
@@ -111,5 +117,6 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
         fatal: Some(fatal),
         shutdown: Some(shutdown),
         budgets: Some(budgets),
+        panic_hook: Some(panic_hook),
     }))
 }

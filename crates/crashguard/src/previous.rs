@@ -95,7 +95,7 @@ pub(crate) fn process(
 ///
 /// `exact_first` says that the first frame is an exact instruction address (the program counter
 /// of a fault) rather than a return address.
-fn symbolize_same_binary(frames: &mut [Frame], exact_first: bool) {
+pub(crate) fn symbolize_same_binary(frames: &mut [Frame], exact_first: bool) {
     // Only the executable (the first module): resolving libc and friends from their
     // compressed debug info costs tens of milliseconds at every restart after a crash, and the
     // CLI resolves those offline when someone looks.

@@ -356,6 +356,43 @@ fn main() -> ExitCode {
             say!("READY");
             park_forever()
         }
+        // A tokio task panics. Under `Unwind` the runtime isolates it and the service goes on
+        // (then stops on SIGTERM); under `ExitAfterUnwind` the panic ends the process with 70,
+        // and main's drain (it listens) runs without waiting for a parked worker.
+        "task-panic-unwind" | "task-panic-exit" => {
+            let policy = if scenario == "task-panic-unwind" {
+                PanicPolicy::Unwind
+            } else {
+                PanicPolicy::ExitAfterUnwind
+            };
+            let guard = install(base(&dir).panic_policy(policy));
+            print_previous(&guard);
+            printing_hook(&guard, "cleanup");
+            let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("rt-worker")
+                .build()
+            else {
+                return ExitCode::from(65);
+            };
+            // Main listens from the start: it owns the drain.
+            let stop = guard.shutdown_signal().wait_async();
+            let (failed, next) = rt.block_on(async {
+                let failed = tokio::spawn(async { task_that_panics() }).await;
+                // The runtime keeps serving tasks after the panic.
+                let next = tokio::spawn(async { 7 }).await;
+                (failed.is_err(), next.ok())
+            });
+            say!(
+                "JOINED panicked={failed} next={next:?} count={}",
+                guard.panic_count()
+            );
+            say!("READY");
+            let request = rt.block_on(stop);
+            say!("DRAINING {}", request.reason);
+            drop(rt);
+            end_of_main(guard)
+        }
         // After the guard is dropped, SIGTERM gets the default action again.
         "drop" => {
             let guard = install(base(&dir));
@@ -370,6 +407,12 @@ fn main() -> ExitCode {
             ExitCode::from(64)
         }
     }
+}
+
+/// A tokio task's body that panics; the report's stack must start here.
+#[inline(never)]
+fn task_that_panics() {
+    panic!("boom in a task");
 }
 
 /// What returning from `main` does during a shutdown: dropping the guard tells the coordinator

@@ -1,5 +1,6 @@
 //! The registry of shutdown hooks, and running one hook on a thread of its own.
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +8,23 @@ use crashguard_blackbox::ExitCode;
 use crossbeam_channel::Receiver;
 
 pub(crate) type Hook = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// Set on threads that run shutdown hooks and on the coordinator: a panic there is the
+    /// hook's failure (or a crashguard bug), recorded by the coordinator, not a reason to start
+    /// another shutdown; and `Guard::exit` there must end the hook, not park it.
+    static IN_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as a hook runner (or the coordinator).
+pub(crate) fn mark_hook_thread() {
+    IN_HOOK.with(|c| c.set(true));
+}
+
+/// Whether the current thread runs a shutdown hook (or is the coordinator).
+pub(crate) fn in_hook_thread() -> bool {
+    IN_HOOK.with(Cell::get)
+}
 
 /// The registry's state: open (hooks wait to be run) or closed (the hook phase is over).
 #[derive(Default)]
@@ -95,7 +113,7 @@ pub(crate) fn spawn(name: &str, hook: Hook) -> Receiver<HookEnd> {
     let for_thread = Arc::clone(&slot);
     let on_thread = tx.clone();
     let body = move || {
-        crate::panic::mark_hook_thread();
+        mark_hook_thread();
         let hook = for_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = hook {
             let _ = on_thread.send(run(h));

@@ -50,6 +50,7 @@ use crate::termlog::TermLog;
 use crate::{Config, Error};
 
 use hooks::ExitFromHook;
+pub(crate) use hooks::in_hook_thread;
 use signal::Broadcast;
 pub use signal::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal};
 pub use wait_async::WaitAsync;
@@ -59,6 +60,8 @@ pub use wait_async::WaitAsync;
 enum Command {
     /// Start a graceful shutdown (ignored if one is under way).
     Request(ShutdownReason),
+    /// Start a graceful shutdown for a panic on the thread `PanicSite` names.
+    Panic(ShutdownReason, PanicSite),
     /// A termination signal an application thread read after the request was already
     /// published: during a shutdown, it may force the exit.
     Signal(TermSignal),
@@ -77,6 +80,14 @@ enum Command {
     Released,
 }
 
+/// The thread a panic happened on, so that the end of the run names it rather than the
+/// coordinator that recorded the end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PanicSite {
+    pub(crate) tid: u32,
+    pub(crate) thread_name: [u8; crashguard_blackbox::layout::THREAD_NAME_LEN],
+}
+
 /// A cheap, clonable handle for the panic hook and the budget samplers.
 #[derive(Clone, Debug)]
 pub(crate) struct ShutdownHandle {
@@ -87,6 +98,16 @@ pub(crate) struct ShutdownHandle {
 impl ShutdownHandle {
     pub(crate) fn request(&self, reason: ShutdownReason) {
         let _ = self.tx.send(Command::Request(reason));
+    }
+
+    /// Starts a shutdown for a panic on the thread `site` names.
+    pub(crate) fn request_panic(&self, reason: ShutdownReason, site: PanicSite) {
+        let _ = self.tx.send(Command::Panic(reason, site));
+    }
+
+    /// Counts a panic; returns its number in the run, from 1.
+    pub(crate) fn count_panic(&self) -> u64 {
+        self.broadcast.count_panic()
     }
 
     /// Whether a shutdown has begun.
@@ -129,6 +150,7 @@ impl Coordinator {
             hooks: Arc::clone(&hooks),
             settings: run::Settings::from(config),
             termlog,
+            panic_site: None,
         };
         let for_thread = term_rx.clone();
         let thread = std::thread::Builder::new()
@@ -161,6 +183,11 @@ impl Coordinator {
         self.hooks.add(name, hook)
     }
 
+    /// How many panics the panic hook has seen in this run.
+    pub(crate) fn panics(&self) -> u64 {
+        self.broadcast.panics()
+    }
+
     pub(crate) fn signal(&self) -> ShutdownSignal {
         ShutdownSignal::new(Arc::clone(&self.broadcast))
     }
@@ -172,7 +199,7 @@ impl Coordinator {
     }
 
     pub(crate) fn exit(&self, code: ExitCode) -> ! {
-        if crate::panic::in_hook_thread() {
+        if hooks::in_hook_thread() {
             // Inside a hook the coordinator is waiting for this very thread, so parking here
             // would only make the hook overrun. Unwinding out of the hook ends it; the
             // coordinator sees the payload and exits with `code` after the other hooks.

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::hooks::{self, HookEnd};
 use super::signal::Broadcast;
-use super::{Command, ShutdownReason, ShutdownRequest};
+use super::{Command, PanicSite, ShutdownReason, ShutdownRequest};
 use crate::Config;
 use crate::config::CleanExit;
 use crate::termlog::TermLog;
@@ -42,6 +42,8 @@ pub(super) struct Run {
     pub(super) hooks: Arc<hooks::Registry>,
     pub(super) settings: Settings,
     pub(super) termlog: Option<TermLog>,
+    /// The panicking thread, when a panic started the shutdown.
+    pub(super) panic_site: Option<PanicSite>,
 }
 
 /// How the application ended its part of a shutdown.
@@ -103,7 +105,11 @@ fn during(c: Command, app_end: &mut Option<AppEnd>) -> Option<TermSignal> {
         Command::Exit(code) => AppEnd::Exit(code),
         Command::Finish(code, reply) => AppEnd::Return(code, reply),
         Command::Stop => AppEnd::Dropped,
-        Command::Signal(_) | Command::Request(_) | Command::Rearm | Command::Released => {
+        Command::Signal(_)
+        | Command::Request(_)
+        | Command::Panic(..)
+        | Command::Rearm
+        | Command::Released => {
             return None;
         }
     };
@@ -133,9 +139,9 @@ fn overdue(app_pending: bool, holds: usize, grace: Duration) -> String {
 }
 
 impl Run {
-    pub(super) fn main(self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
+    pub(super) fn main(mut self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
         // A panic on this thread is a crashguard bug; it must not start another shutdown.
-        crate::panic::mark_hook_thread();
+        hooks::mark_hook_thread();
         let never = crossbeam_channel::never();
         let (reason, mut app_end) = loop {
             // While application threads wait, they receive the signals (see `signal::Direct`).
@@ -152,6 +158,10 @@ impl Run {
                 recv(cmd_rx) -> c => match c {
                     Ok(Command::Rearm | Command::Released) => continue,
                     Ok(Command::Request(r)) => break (r, None),
+                    Ok(Command::Panic(r, site)) => {
+                        self.panic_site = Some(site);
+                        break (r, None)
+                    }
                     Ok(Command::Signal(t)) => break (ShutdownReason::from(t), None),
                     Ok(Command::Exit(code)) => {
                         break (ShutdownReason::App(format!("exit with {code}")), Some(AppEnd::Exit(code)))
@@ -415,10 +425,28 @@ impl Run {
 
     /// Records the end and writes the termination message for abnormal ends.
     fn finish(&self, outcome: u32, code: u8, detail: Option<&str>) {
+        // Panics the process survived (`PanicPolicy::Unwind`) are surfaced in the end of the
+        // run too, with their count; each has a report of its own.
+        let panics = self.broadcast.panics();
+        let counted = match (detail, panics) {
+            (_, 0) => None,
+            (None, 1) => Some("1 panic during the run; it is in the panic section".to_owned()),
+            (None, n) => Some(format!(
+                "{n} panics during the run; the last one is in the panic section"
+            )),
+            (Some(d), n) if n > 1 => Some(format!("{d}; {n} panics during the run")),
+            (Some(_), _) => None,
+        };
+        let detail = counted.as_deref().or(detail);
         if let Some(mut w) = self.bb.claim_end() {
             let end = w.end();
             if let Some(d) = detail {
                 end.detail_len = assafe::copy_bytes(&mut end.detail, d.as_bytes());
+            }
+            // The run ended because of that thread's panic: the report names it, not this one.
+            if let Some(site) = self.panic_site {
+                end.tid = site.tid;
+                end.thread_name = site.thread_name;
             }
             crate::budgets::enrich_end(end);
             w.commit(outcome, u32::from(code));

@@ -1,7 +1,7 @@
 //! The application's view of a shutdown: [`ShutdownRequest`], [`ShutdownReason`] and the
 //! clonable [`ShutdownSignal`].
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -112,6 +112,8 @@ pub(crate) struct Broadcast {
     listening: AtomicBool,
     /// Live [`ShutdownHold`]s: work in flight that delays the exit (within the grace period).
     holds: AtomicUsize,
+    /// Panics seen by the panic hook in this run.
+    panics: AtomicU64,
 }
 
 /// A thread's registration as a direct waiter; leaving (on any return) re-arms the coordinator
@@ -177,6 +179,16 @@ impl Broadcast {
     /// Whether the application listens for the request (see [`Broadcast::listen`]).
     pub(super) fn app_listens(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
+    }
+
+    /// Counts a panic; returns its number in the run, from 1.
+    pub(super) fn count_panic(&self) -> u64 {
+        self.panics.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Panics seen in this run.
+    pub(super) fn panics(&self) -> u64 {
+        self.panics.load(Ordering::SeqCst)
     }
 
     /// How many [`ShutdownHold`]s are alive.
