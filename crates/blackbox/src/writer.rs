@@ -242,11 +242,12 @@ impl BlackBox {
     /// writing; a section caught half-written fails its sequence or checksum check in the
     /// decoder and is left out, never misread.
     pub fn snapshot(&self) -> Vec<u8> {
-        let len = crate::layout::file_size(self.ring_capacity);
+        let len = crate::layout::file_size(self.ring_capacity, self.stack_capacity);
         let base = self.base.cast::<u8>().cast_const();
         (0..len)
-            // SAFETY: `base` points to a mapping of `file_size(ring_capacity)` bytes that stays
-            // mapped for the life of the process (the contract of `from_mapping`), and `i < len`.
+            // SAFETY: `base` points to a mapping of `file_size(ring_capacity, stack_capacity)`
+            // bytes that stays mapped for the life of the process (the contract of
+            // `from_mapping`), and `i < len`.
             .map(|i| unsafe { base.add(i).read_volatile() })
             .collect()
     }
