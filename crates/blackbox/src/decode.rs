@@ -11,6 +11,7 @@ use std::mem::offset_of;
 use crate::crc;
 use crate::layout::*;
 use crate::names::{code_is_sent, code_name, signal_name};
+use crate::outcome::Outcome;
 use crate::report::*;
 use crate::time::format_rfc3339_ns;
 
@@ -360,20 +361,10 @@ fn decode_context(
     })
 }
 
+/// An end section whose outcome this reader does not know was still written by a handler;
+/// the closest honest description is a handler failure.
 fn outcome_of(v: u32) -> Outcome {
-    match v {
-        OUTCOME_CLEAN_EXIT => Outcome::CleanExit,
-        OUTCOME_FATAL_SIGNAL => Outcome::FatalSignal,
-        OUTCOME_PANIC => Outcome::Panic,
-        OUTCOME_MEMORY_BUDGET => Outcome::MemoryBudget,
-        OUTCOME_THREAD_BUDGET => Outcome::ThreadBudget,
-        OUTCOME_SHUTDOWN_TIMEOUT => Outcome::ShutdownTimeout,
-        OUTCOME_FORCED_SHUTDOWN => Outcome::ForcedShutdown,
-        OUTCOME_EXIT => Outcome::Exit,
-        // An end section whose outcome this reader does not know was still written by a
-        // handler; the closest honest description is a handler failure.
-        _ => Outcome::HandlerFailure,
-    }
+    Outcome::from_code(v).unwrap_or(Outcome::HandlerFailure)
 }
 
 /// Builds the report's signal object from raw `siginfo` fields.

@@ -1,6 +1,7 @@
 //! The one table of exit codes crashguard uses. `docs/exit-codes.md`, the rustdoc below and
 //! `crashguard explain` are generated from or tested against [`ExitCode::ALL`].
 
+use crate::outcome::Outcome;
 /// The documented exit codes.
 ///
 /// The values avoid 1–2 (too generic), 126–165 (shell conventions and `128 + signal`) and
@@ -134,21 +135,20 @@ impl ExitCode {
         }
     }
 
-    /// The report outcome (`layout::OUTCOME_*`) recorded when the process ends with this code
-    /// on purpose: the code's own outcome, `exit` for an application's code.
+    /// The report outcome recorded when the process ends with this code on purpose: the
+    /// code's own outcome, `exit` for an application's code.
     ///
     /// Async-signal-safe.
-    pub const fn outcome(self) -> u32 {
-        use crate::layout::*;
+    pub const fn outcome(self) -> Outcome {
         match self {
-            ExitCode::Ok => OUTCOME_CLEAN_EXIT,
-            ExitCode::Panic => OUTCOME_PANIC,
-            ExitCode::MemoryBudget => OUTCOME_MEMORY_BUDGET,
-            ExitCode::ThreadBudget => OUTCOME_THREAD_BUDGET,
-            ExitCode::ShutdownTimeout => OUTCOME_SHUTDOWN_TIMEOUT,
-            ExitCode::ForcedShutdown => OUTCOME_FORCED_SHUTDOWN,
-            ExitCode::HandlerFailure => OUTCOME_HANDLER_FAILURE,
-            ExitCode::App(_) => OUTCOME_EXIT,
+            ExitCode::Ok => Outcome::CleanExit,
+            ExitCode::Panic => Outcome::Panic,
+            ExitCode::MemoryBudget => Outcome::MemoryBudget,
+            ExitCode::ThreadBudget => Outcome::ThreadBudget,
+            ExitCode::ShutdownTimeout => Outcome::ShutdownTimeout,
+            ExitCode::ForcedShutdown => Outcome::ForcedShutdown,
+            ExitCode::HandlerFailure => Outcome::HandlerFailure,
+            ExitCode::App(_) => Outcome::Exit,
         }
     }
 
@@ -233,12 +233,12 @@ mod tests {
             if let Ok(c) = r {
                 assert_eq!(c.code(), n);
                 assert_eq!(c.name(), "exit");
-                assert_eq!(c.outcome(), crate::layout::OUTCOME_EXIT);
+                assert_eq!(c.outcome(), Outcome::Exit);
                 assert_eq!(ExitCode::from_code(n).filter(|k| *k == c), None);
             }
         }
         for c in ExitCode::ALL {
-            assert_ne!(c.outcome(), crate::layout::OUTCOME_EXIT, "{c}");
+            assert_ne!(c.outcome(), Outcome::Exit, "{c}");
         }
         assert!(
             ExitCode::app(82)

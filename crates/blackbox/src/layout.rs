@@ -338,7 +338,7 @@ pub struct CensusEntry {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct End {
-    /// One of the `OUTCOME_*` constants.
+    /// [`Outcome::code`](crate::Outcome::code) of how the run ended.
     pub outcome: u32,
     /// The exit status the process ends with: an exit code, or `128 + signal` when re-raised.
     pub exit_code: u32,
@@ -381,26 +381,6 @@ pub struct End {
     /// Reserved, zero.
     pub reserved: u32,
 }
-
-/// `End::outcome` values; the numbering is part of the file format.
-pub const OUTCOME_CLEAN_EXIT: u32 = 1;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_FATAL_SIGNAL: u32 = 2;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_PANIC: u32 = 3;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_MEMORY_BUDGET: u32 = 4;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_THREAD_BUDGET: u32 = 5;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_SHUTDOWN_TIMEOUT: u32 = 6;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_FORCED_SHUTDOWN: u32 = 7;
-/// See [`OUTCOME_CLEAN_EXIT`].
-pub const OUTCOME_HANDLER_FAILURE: u32 = 8;
-/// See [`OUTCOME_CLEAN_EXIT`]: the process called `exit` (or returned from `main`) without a
-/// crashguard shutdown, or ended on purpose with an application's own code.
-pub const OUTCOME_EXIT: u32 = 9;
 
 /// `End::exit_code` when the status is not known (an exit seen by an `atexit` handler, which
 /// is not told the status).

@@ -61,6 +61,7 @@ pub mod layout;
 pub mod modules;
 mod names;
 mod open;
+mod outcome;
 mod report;
 pub mod signature;
 mod store;
@@ -78,6 +79,7 @@ pub use names::{code_is_sent, code_name, signal_name};
 pub use open::{
     MAX_SLOTS, Opened, Options, Slot, ensure_private_dir, open, open_slot, validate_app,
 };
+pub use outcome::Outcome;
 pub use report::*;
 pub use store::{
     Retention, StoredReport, keep_unreadable, list_reports, read_report, reports_dir, write_report,

@@ -1,44 +1,50 @@
 //! Names of signals and of their `si_code` values, for reports and `crashguard explain`.
 //!
-//! The numbers are Linux's (identical on x86_64 and aarch64); they are spelled out here rather
-//! than taken from libc so that a report from one machine reads the same on another.
+//! Signal numbers are the platform's (libc's constants); `si_code` values are Linux's, which
+//! are identical on x86_64 and aarch64.
 
-/// The conventional name of signal `n` (`"SIGSEGV"`), if it has one.
+/// The conventional name of signal `n` (`"SIGSEGV"`), if it has one: the one signal-name table
+/// of crashguard (`crashguard_signals::Signal::name`, reports, `crashguard explain` and the CLI
+/// all use it). Numbers are the platform's own, as the handler records them; Linux's are the
+/// same on x86_64 and aarch64, so a report reads the same on either.
 ///
 /// Async-signal-safe.
 pub fn signal_name(n: u32) -> Option<&'static str> {
+    let n = i32::try_from(n).ok()?;
     Some(match n {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        3 => "SIGQUIT",
-        4 => "SIGILL",
-        5 => "SIGTRAP",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        10 => "SIGUSR1",
-        11 => "SIGSEGV",
-        12 => "SIGUSR2",
-        13 => "SIGPIPE",
-        14 => "SIGALRM",
-        15 => "SIGTERM",
-        16 => "SIGSTKFLT",
-        17 => "SIGCHLD",
-        18 => "SIGCONT",
-        19 => "SIGSTOP",
-        20 => "SIGTSTP",
-        21 => "SIGTTIN",
-        22 => "SIGTTOU",
-        23 => "SIGURG",
-        24 => "SIGXCPU",
-        25 => "SIGXFSZ",
-        26 => "SIGVTALRM",
-        27 => "SIGPROF",
-        28 => "SIGWINCH",
-        29 => "SIGIO",
-        30 => "SIGPWR",
-        31 => "SIGSYS",
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::SIGSTKFLT => "SIGSTKFLT",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        libc::SIGURG => "SIGURG",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGVTALRM => "SIGVTALRM",
+        libc::SIGPROF => "SIGPROF",
+        libc::SIGWINCH => "SIGWINCH",
+        libc::SIGIO => "SIGIO",
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        libc::SIGPWR => "SIGPWR",
+        libc::SIGSYS => "SIGSYS",
         _ => return None,
     })
 }
@@ -129,6 +135,11 @@ mod tests {
         }
         assert_eq!(signal_name(0), None);
         assert_eq!(signal_name(64), None);
+        assert_eq!(signal_name(u32::MAX), None);
+        #[cfg(target_os = "linux")]
+        for n in 1..=31 {
+            assert!(signal_name(n).is_some(), "Linux signal {n} has a name");
+        }
     }
 
     #[test]

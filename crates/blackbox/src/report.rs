@@ -3,67 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::Outcome;
+
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The process exited normally or finished a graceful shutdown in time.
-    CleanExit,
-    /// A fatal signal (SIGSEGV, SIGABRT, ...) ended it.
-    FatalSignal,
-    /// An unhandled panic ended it.
-    Panic,
-    /// The memory budget ended it.
-    MemoryBudget,
-    /// The thread budget ended it.
-    ThreadBudget,
-    /// Graceful shutdown missed its deadline.
-    ShutdownTimeout,
-    /// A second termination signal cut the shutdown short.
-    ForcedShutdown,
-    /// The process vanished without any handler running: SIGKILL, the OOM killer, power loss.
-    KilledWithoutWarning,
-    /// The crash handler itself faulted or timed out.
-    HandlerFailure,
-    /// The process exited on its own terms rather than through a crashguard shutdown:
-    /// `std::process::exit`, `libc::exit`, `main` returning a status other than the one
-    /// recorded, or `Guard::exit` with an application's own code ([`crate::ExitCode::app`]).
-    /// `exit_code` is the status when it could be known.
-    Exit,
-}
-
-impl Outcome {
-    /// The snake_case name used in JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::CleanExit => "clean_exit",
-            Outcome::FatalSignal => "fatal_signal",
-            Outcome::Panic => "panic",
-            Outcome::MemoryBudget => "memory_budget",
-            Outcome::ThreadBudget => "thread_budget",
-            Outcome::ShutdownTimeout => "shutdown_timeout",
-            Outcome::ForcedShutdown => "forced_shutdown",
-            Outcome::KilledWithoutWarning => "killed_without_warning",
-            Outcome::HandlerFailure => "handler_failure",
-            Outcome::Exit => "exit",
-        }
-    }
-
-    /// Whether this outcome is worth an operator's attention.
-    pub fn is_abnormal(self) -> bool {
-        self != Outcome::CleanExit
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The signal that ended the run (or asked it to shut down).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,6 +301,82 @@ impl Report {
         }
     }
 
+    /// What ended the run, in words: the phrase `Display` and the CLI's summary both use, so
+    /// that every place says the same. For example `died of SIGSEGV (SEGV_MAPERR at 0x0):
+    /// stack overflow`, `shut down cleanly on SIGTERM from pid 1`, `was killed without warning
+    /// (likely OOM-killed: ...)`, `ran out of its memory budget: request of 4096 bytes with
+    /// 536870912 live`.
+    pub fn cause(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        match self.outcome {
+            Outcome::CleanExit => match &self.shutdown {
+                Some(ShutdownInfo {
+                    signal: Some(sig), ..
+                }) => {
+                    let _ = write!(s, "shut down cleanly on {}", sig.name);
+                    if let Some(pid) = sig.sender_pid {
+                        let _ = write!(s, " from pid {pid}");
+                    }
+                }
+                Some(sd) if !sd.reason.is_empty() => {
+                    let _ = write!(s, "shut down cleanly ({})", sd.reason);
+                }
+                _ => s.push_str("exited cleanly"),
+            },
+            Outcome::FatalSignal => {
+                s.push_str("died of ");
+                match &self.signal {
+                    Some(sig) => {
+                        s.push_str(if sig.name.is_empty() {
+                            "an unknown signal"
+                        } else {
+                            &sig.name
+                        });
+                        if !sig.code_name.is_empty() {
+                            let _ = write!(s, " ({}", sig.code_name);
+                            if let Some(a) = &sig.fault_address {
+                                let _ = write!(s, " at {a}");
+                            }
+                            s.push(')');
+                        }
+                        if let Some(pid) = sig.sender_pid {
+                            let _ = write!(s, " sent by pid {pid}");
+                        }
+                    }
+                    None => s.push_str("a signal"),
+                }
+                if self.stack_overflow {
+                    s.push_str(": stack overflow");
+                }
+            }
+            Outcome::Panic => s.push_str("panicked"),
+            Outcome::MemoryBudget => s.push_str("ran out of its memory budget"),
+            Outcome::ThreadBudget => s.push_str("ran out of its thread budget"),
+            Outcome::ShutdownTimeout => s.push_str("missed its shutdown deadline"),
+            Outcome::ForcedShutdown => s.push_str("was forced down by a second termination signal"),
+            Outcome::KilledWithoutWarning => s.push_str("was killed without warning"),
+            Outcome::HandlerFailure => s.push_str("crashed inside its crash handler"),
+            Outcome::Exit => match self.exit_code {
+                Some(code) => {
+                    let _ = write!(s, "exited with status {code}");
+                }
+                None => s.push_str("exited with an unknown status"),
+            },
+        }
+        if let Some(a) = &self.allocation {
+            let _ = write!(
+                s,
+                ": request of {} bytes with {} live",
+                a.request_bytes, a.live_bytes
+            );
+        }
+        if let Some(v) = &self.verdict {
+            let _ = write!(s, " ({v})");
+        }
+        s
+    }
+
     /// The report as pretty JSON.
     pub fn to_json_pretty(&self) -> String {
         // Serialising plain data with string map keys cannot fail.
@@ -369,53 +388,7 @@ impl std::fmt::Display for Report {
     /// One line: who died of what, where, and the last thing it said.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} (pid {}) ", self.app, self.pid)?;
-        match self.outcome {
-            Outcome::CleanExit => match self.shutdown.as_ref().and_then(|s| s.signal.as_ref()) {
-                Some(sig) => {
-                    write!(f, "shut down cleanly on {}", sig.name)?;
-                    if let Some(pid) = sig.sender_pid {
-                        write!(f, " from pid {pid}")?;
-                    }
-                }
-                None => f.write_str("exited cleanly")?,
-            },
-            Outcome::FatalSignal => {
-                f.write_str("died of ")?;
-                if let Some(s) = &self.signal {
-                    f.write_str(if s.name.is_empty() {
-                        "an unknown signal"
-                    } else {
-                        &s.name
-                    })?;
-                    if !s.code_name.is_empty() {
-                        write!(f, " ({}", s.code_name)?;
-                        if let Some(a) = &s.fault_address {
-                            write!(f, " at {a}")?;
-                        }
-                        f.write_str(")")?;
-                    }
-                    if let Some(pid) = s.sender_pid {
-                        write!(f, " sent by pid {pid}")?;
-                    }
-                }
-                if self.stack_overflow {
-                    f.write_str(": stack overflow")?;
-                }
-            }
-            Outcome::Panic => f.write_str("panicked")?,
-            Outcome::MemoryBudget => f.write_str("ran out of its memory budget")?,
-            Outcome::ThreadBudget => f.write_str("ran out of its thread budget")?,
-            Outcome::ShutdownTimeout => f.write_str("missed its shutdown deadline")?,
-            Outcome::ForcedShutdown => {
-                f.write_str("was forced down by a second termination signal")?
-            }
-            Outcome::KilledWithoutWarning => f.write_str("was killed without warning")?,
-            Outcome::HandlerFailure => f.write_str("crashed inside its crash handler")?,
-            Outcome::Exit => match self.exit_code {
-                Some(code) => write!(f, "exited with status {code}")?,
-                None => f.write_str("exited with an unknown status")?,
-            },
-        }
+        f.write_str(&self.cause())?;
         // Which thread ran the clean exit says nothing; for everything else it matters.
         if let Some(t) = self
             .thread
@@ -430,16 +403,6 @@ impl std::fmt::Display for Report {
         }
         if let Some(p) = &self.panic {
             write!(f, ": '{}' at {}", p.message, p.location)?;
-        }
-        if let Some(a) = &self.allocation {
-            write!(
-                f,
-                ": request of {} bytes with {} live",
-                a.request_bytes, a.live_bytes
-            )?;
-        }
-        if let Some(v) = &self.verdict {
-            write!(f, " ({v})")?;
         }
         if let Some(code) = self.exit_code.filter(|_| self.outcome != Outcome::Exit) {
             write!(f, ", exit status {code}")?;

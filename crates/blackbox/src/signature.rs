@@ -21,7 +21,8 @@
 //! Offsets change with every build, so a signature groups one build's crashes; a new build of
 //! the same bug starts a new group (panic locations survive rebuilds until the source moves).
 
-use crate::report::{Frame, Outcome, Report};
+use crate::outcome::Outcome;
+use crate::report::{Frame, Report};
 
 /// How many innermost application frames take part in a fatal signal's signature.
 pub const APP_FRAMES: usize = 5;

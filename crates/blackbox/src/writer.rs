@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::assafe;
 use crate::crc;
 use crate::layout::{
-    AllocFailure, Breadcrumb, Context, EXIT_CODE_UNKNOWN, End, Heartbeat, OUTCOME_CLEAN_EXIT,
-    OUTCOME_EXIT, PanicRecord, Record, STATE_ENDED, ShutdownRecord,
+    AllocFailure, Breadcrumb, Context, EXIT_CODE_UNKNOWN, End, Heartbeat, PanicRecord, Record,
+    STATE_ENDED, ShutdownRecord,
 };
+use crate::outcome::Outcome;
 
 /// The black box armed in this process, if any. Set once by [`BlackBox::arm`] and never freed:
 /// a signal handler on another thread may be reading it at any moment.
@@ -194,7 +195,7 @@ impl BlackBox {
                 &mut end.detail,
                 b"the process called exit (std::process::exit, libc::exit or a return from main) without a crashguard shutdown: no shutdown hooks ran",
             );
-            w.commit(OUTCOME_EXIT, status);
+            w.commit(Outcome::Exit, status);
             return;
         }
         self.wait_for_end();
@@ -204,8 +205,12 @@ impl BlackBox {
         // SAFETY: a committed end section is only rewritten by the amend functions below,
         // field by field; these are plain integer reads of the live mapping.
         let (outcome, code) = unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) };
-        if (outcome == OUTCOME_CLEAN_EXIT || outcome == OUTCOME_EXIT) && code != status {
-            self.overwrite_end(Some(OUTCOME_EXIT), status);
+        let clean_or_exit = matches!(
+            Outcome::from_code(outcome),
+            Some(Outcome::CleanExit | Outcome::Exit)
+        );
+        if clean_or_exit && code != status {
+            self.overwrite_end(Some(Outcome::Exit), status);
         }
     }
 
@@ -490,14 +495,14 @@ impl BlackBox {
     /// Rewrites the outcome (when given) and the exit code of a committed `end` section.
     ///
     /// Async-signal-safe.
-    fn overwrite_end(&self, outcome: Option<u32>, exit_code: u32) -> bool {
+    fn overwrite_end(&self, outcome: Option<Outcome>, exit_code: u32) -> bool {
         if self.state() != STATE_ENDED {
             return false;
         }
         let mut w = EndWriter { bb: self };
         let end = w.end();
         if let Some(o) = outcome {
-            end.outcome = o;
+            end.outcome = o.code();
         }
         end.exit_code = exit_code;
         end.checksum = 0;
@@ -601,9 +606,9 @@ impl EndWriter<'_> {
     /// last, so a reader that sees `ENDED` sees a complete section.
     ///
     /// Async-signal-safe.
-    pub fn commit(mut self, outcome: u32, exit_code: u32) {
+    pub fn commit(mut self, outcome: Outcome, exit_code: u32) {
         let end = self.end();
-        end.outcome = outcome;
+        end.outcome = outcome.code();
         end.exit_code = exit_code;
         end.ended_at_ns = assafe::now_realtime_ns();
         end.ended_mono_ns = assafe::now_monotonic_ns();

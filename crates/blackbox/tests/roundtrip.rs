@@ -1,6 +1,6 @@
 //! Round trips through a real mapped black box, and the reader on arbitrary and corrupted bytes.
 
-use crashguard_blackbox::layout::{self, OUTCOME_FATAL_SIGNAL};
+use crashguard_blackbox::layout;
 use crashguard_blackbox::{DecodeError, Options, Outcome, decode, open};
 use proptest::prelude::*;
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ fn crashed_box(crumbs: &[String], signal: u32, frames: &[u64]) -> Vec<u8> {
     for (slot, f) in end.frames.iter_mut().zip(frames) {
         *slot = *f;
     }
-    w.commit(OUTCOME_FATAL_SIGNAL, 128 + signal);
+    w.commit(Outcome::FatalSignal, 128 + signal);
     let bytes = std::fs::read(bb.path()).expect("read back");
     drop(bb);
     let _ = std::fs::remove_dir_all(&dir);
@@ -277,7 +277,7 @@ fn context_round_trip_and_torn_stack() {
         *b = i as u8;
     }
     w.seal_context();
-    w.commit(OUTCOME_FATAL_SIGNAL, 139);
+    w.commit(Outcome::FatalSignal, 139);
     let path = bb.path().to_owned();
     let bytes = std::fs::read(&path).expect("read");
     let ctx = decode(&bytes).expect("decode").context.expect("context");

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::input::{self, BoxState};
-use crate::units::{bytes, humanize_byte_counts, short_time};
+use crate::units::{humanize_byte_counts, short_time};
 
 /// Characters of the summary column before it is cut.
 const SUMMARY_WIDTH: usize = 90;
@@ -168,56 +168,8 @@ pub fn status(r: &Report) -> String {
 
 /// One line on what happened.
 pub fn summary(r: &Report) -> String {
-    let mut s = match r.outcome {
-        Outcome::CleanExit => match &r.shutdown {
-            Some(sd) => format!("clean exit after a shutdown ({})", sd.reason),
-            None => "clean exit".to_owned(),
-        },
-        Outcome::FatalSignal => {
-            let mut s = String::new();
-            if let Some(sig) = &r.signal {
-                let _ = write!(
-                    s,
-                    "{}",
-                    if sig.name.is_empty() {
-                        "unknown signal"
-                    } else {
-                        &sig.name
-                    }
-                );
-                if !sig.code_name.is_empty() {
-                    let _ = write!(s, " {}", sig.code_name);
-                }
-                if let Some(a) = &sig.fault_address {
-                    let _ = write!(s, " at {a}");
-                }
-                if let Some(pid) = sig.sender_pid {
-                    let _ = write!(s, " from pid {pid}");
-                }
-            }
-            if r.stack_overflow {
-                s.push_str(" (stack overflow)");
-            }
-            s
-        }
-        Outcome::MemoryBudget => match &r.allocation {
-            Some(a) => format!(
-                "refused {} with {} live",
-                bytes(a.request_bytes),
-                bytes(a.live_bytes)
-            ),
-            None => "memory budget exhausted".to_owned(),
-        },
-        Outcome::Exit => match r.exit_code {
-            Some(code) => format!("exit with status {code}"),
-            None => "exit with an unknown status".to_owned(),
-        },
-        Outcome::KilledWithoutWarning => r
-            .verdict
-            .clone()
-            .unwrap_or_else(|| "killed without warning".to_owned()),
-        other => other.as_str().replace('_', " "),
-    };
+    // The same words as the report's one-line `Display`.
+    let mut s = r.cause();
     if let Some(t) = &r.thread
         && r.outcome == Outcome::FatalSignal
         && !t.name.is_empty()

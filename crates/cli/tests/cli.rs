@@ -391,7 +391,7 @@ fn show_renders_every_section_in_human_units() {
         e.census[0].count = 250;
         e.census[0].name_len = put(&mut e.census[0].name, "worker-");
         e.detail_len = put(&mut e.detail, "live heap 524288000 of 536870912 bytes");
-        w.commit(layout::OUTCOME_MEMORY_BUDGET, 80);
+        w.commit(crashguard_blackbox::Outcome::MemoryBudget, 80);
     });
     let file = dir.join("sections.box");
     fs::write(&file, &bytes).expect("write");

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 
+use crashguard_blackbox::Outcome;
 use crashguard_blackbox::assafe;
-use crashguard_blackbox::layout::{MAX_FRAMES, OUTCOME_FATAL_SIGNAL};
+use crashguard_blackbox::layout::MAX_FRAMES;
 
 const APP: &str = "bench";
 
@@ -117,7 +118,7 @@ fn record_fake_crash() {
         n < MAX_FRAMES
     });
     end.frame_count = n as u32;
-    w.commit(OUTCOME_FATAL_SIGNAL, 128 + libc::SIGSEGV as u32);
+    w.commit(Outcome::FatalSignal, 128 + libc::SIGSEGV as u32);
 }
 
 /// The black box of a run that died of SIGSEGV.

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crashguard_blackbox::layout::{OUTCOME_CLEAN_EXIT, OUTCOME_PANIC};
 use crashguard_blackbox::{BlackBox, ExitCode, Report};
 use crashguard_signals::FatalHandlers;
 
@@ -193,9 +192,9 @@ impl Drop for Guard {
         // shutdown that is exiting, `Guard::shutdown`), its record stands.
         if let Some(w) = bb.claim_end() {
             if std::thread::panicking() {
-                w.commit(OUTCOME_PANIC, 101);
+                w.commit(crashguard_blackbox::Outcome::Panic, 101);
             } else {
-                w.commit(OUTCOME_CLEAN_EXIT, 0);
+                w.commit(crashguard_blackbox::Outcome::CleanExit, 0);
             }
         }
         bb.disarm();

@@ -8,6 +8,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crashguard_blackbox::Outcome;
+
 use crate::Error;
 use crate::config::TerminationLog;
 
@@ -53,8 +55,8 @@ impl TermLog {
 
     /// Writes the one-line summary of an abnormal end: `crashguard: <outcome> (exit <code>):
     /// <detail>`.
-    pub(crate) fn write_summary(&self, outcome: u32, code: u8, detail: Option<&str>) {
-        let name = outcome_name(outcome);
+    pub(crate) fn write_summary(&self, outcome: Outcome, code: u8, detail: Option<&str>) {
+        let name = outcome.as_str();
         let line = match detail {
             Some(d) => format!("crashguard: {name} (exit {code}): {d}"),
             None => format!("crashguard: {name} (exit {code})"),
@@ -90,22 +92,6 @@ impl Drop for TermLog {
     }
 }
 
-/// The report's name for an `OUTCOME_*` value.
-fn outcome_name(outcome: u32) -> &'static str {
-    use crashguard_blackbox::layout::*;
-    match outcome {
-        OUTCOME_CLEAN_EXIT => "clean_exit",
-        OUTCOME_FATAL_SIGNAL => "fatal_signal",
-        OUTCOME_PANIC => "panic",
-        OUTCOME_MEMORY_BUDGET => "memory_budget",
-        OUTCOME_THREAD_BUDGET => "thread_budget",
-        OUTCOME_SHUTDOWN_TIMEOUT => "shutdown_timeout",
-        OUTCOME_FORCED_SHUTDOWN => "forced_shutdown",
-        OUTCOME_EXIT => "exit",
-        _ => "handler_failure",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,7 +109,7 @@ mod tests {
         assert!(text.len() <= MAX_LEN, "{} bytes", text.len());
         assert_eq!(text.matches('\n').count(), 1);
         assert!(text.starts_with("first line é"));
-        log.write_summary(crashguard_blackbox::layout::OUTCOME_PANIC, 70, Some("boom"));
+        log.write_summary(Outcome::Panic, 70, Some("boom"));
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text, "crashguard: panic (exit 70): boom\n");
         drop(log);

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsiz
 
 use crashguard_blackbox::assafe::{self, LineBuf};
 use crashguard_blackbox::layout::{self, End};
-use crashguard_blackbox::{BlackBox, ExitCode};
+use crashguard_blackbox::{BlackBox, ExitCode, Outcome};
 
 use crate::{context, stacks, sys, watchdog};
 
@@ -133,11 +133,11 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     let memory_budget = bb.is_some_and(|bb| is_memory_budget_abort(bb, &crash));
     let (outcome, exit_code) = if memory_budget {
         (
-            layout::OUTCOME_MEMORY_BUDGET,
+            Outcome::MemoryBudget,
             u32::from(ExitCode::MemoryBudget.code()),
         )
     } else {
-        (layout::OUTCOME_FATAL_SIGNAL, 128 + signo as u32)
+        (Outcome::FatalSignal, 128 + signo as u32)
     };
 
     summarize(&crash, memory_budget, &mut scratch.line);
@@ -221,7 +221,7 @@ fn is_memory_budget_abort(bb: &BlackBox, crash: &Crash) -> bool {
 /// claimed it.
 ///
 /// Async-signal-safe.
-fn record(bb: &BlackBox, crash: &Crash, outcome: u32, exit_code: u32, scratch: &mut Scratch) {
+fn record(bb: &BlackBox, crash: &Crash, outcome: Outcome, exit_code: u32, scratch: &mut Scratch) {
     let Some(mut writer) = bb.claim_end() else {
         return;
     };
@@ -484,7 +484,7 @@ fn record_handler_failure(signo: c_int) {
     let end = writer.end();
     end.detail_len = crashguard_blackbox::assafe::copy_bytes(&mut end.detail, line.as_bytes());
     writer.commit(
-        layout::OUTCOME_HANDLER_FAILURE,
+        Outcome::HandlerFailure,
         u32::from(ExitCode::HandlerFailure.code()),
     );
 }

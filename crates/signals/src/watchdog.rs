@@ -86,7 +86,7 @@ fn run(mut alarm: sys::Alarm) {
                     &mut end.detail,
                     b"the crash handler did not finish in time (watchdog)",
                 );
-                writer.commit(crashguard_blackbox::layout::OUTCOME_HANDLER_FAILURE, code);
+                writer.commit(crashguard_blackbox::Outcome::HandlerFailure, code);
             }
             None => {
                 bb.amend_exit_code_as_watchdog(code);

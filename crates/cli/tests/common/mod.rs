@@ -63,7 +63,7 @@ pub fn end_with_segv(bb: &BlackBox, frames: &[u64]) {
         *slot = *ip;
     }
     e.frame_count = frames.len().min(layout::MAX_FRAMES) as u32;
-    w.commit(layout::OUTCOME_FATAL_SIGNAL, 139);
+    w.commit(crashguard_blackbox::Outcome::FatalSignal, 139);
 }
 
 /// A heartbeat close to a 1 GiB cgroup limit.

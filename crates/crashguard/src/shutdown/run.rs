@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crashguard_blackbox::layout::*;
-use crashguard_blackbox::{BlackBox, ExitCode, assafe};
+use crashguard_blackbox::{BlackBox, ExitCode, Outcome, assafe};
 use crashguard_signals::{Signal, TermSignal};
 use crossbeam_channel::{Receiver, Sender, select};
 
@@ -68,12 +68,12 @@ impl AppEnd {
 
 /// How a shutdown ends.
 struct Ending {
-    outcome: u32,
+    outcome: Outcome,
     code: u8,
 }
 
 /// The outcome recorded for an explicit exit code.
-fn outcome_of(code: ExitCode) -> u32 {
+fn outcome_of(code: ExitCode) -> Outcome {
     code.outcome()
 }
 
@@ -369,14 +369,14 @@ impl Run {
         }
         match reason {
             ShutdownReason::Signal { signal, .. } => Ending {
-                outcome: OUTCOME_CLEAN_EXIT,
+                outcome: Outcome::CleanExit,
                 code: match self.settings.clean_exit {
                     CleanExit::Zero => 0,
                     CleanExit::SignalConvention => (128 + signal.number()) as u8,
                 },
             },
             _ => Ending {
-                outcome: OUTCOME_CLEAN_EXIT,
+                outcome: Outcome::CleanExit,
                 code: ExitCode::Ok.code(),
             },
         }
@@ -424,7 +424,7 @@ impl Run {
     }
 
     /// Records the end and writes the termination message for abnormal ends.
-    fn finish(&self, outcome: u32, code: u8, detail: Option<&str>) {
+    fn finish(&self, outcome: Outcome, code: u8, detail: Option<&str>) {
         // Panics the process survived (`PanicPolicy::Unwind`) are surfaced in the end of the
         // run too, with their count; each has a report of its own.
         let panics = self.broadcast.panics();
@@ -451,7 +451,7 @@ impl Run {
             crate::budgets::enrich_end(end);
             w.commit(outcome, u32::from(code));
         }
-        if outcome != OUTCOME_CLEAN_EXIT
+        if outcome != Outcome::CleanExit
             && let Some(log) = &self.termlog
         {
             log.write_summary(outcome, code, detail);
@@ -468,7 +468,7 @@ impl Run {
             }
             None => {
                 let code = ExitCode::ShutdownTimeout.code();
-                self.finish(OUTCOME_SHUTDOWN_TIMEOUT, code, Some(what));
+                self.finish(Outcome::ShutdownTimeout, code, Some(what));
                 crate::exit::immediate(code)
             }
         }
@@ -488,10 +488,10 @@ impl Run {
             end.sender_uid = t.sender_uid.unwrap_or(u32::MAX);
             end.detail_len = assafe::copy_bytes(&mut end.detail, detail.as_bytes());
             crate::budgets::enrich_end(end);
-            w.commit(OUTCOME_FORCED_SHUTDOWN, u32::from(code));
+            w.commit(Outcome::ForcedShutdown, u32::from(code));
         }
         if let Some(log) = &self.termlog {
-            log.write_summary(OUTCOME_FORCED_SHUTDOWN, code, Some(&detail));
+            log.write_summary(Outcome::ForcedShutdown, code, Some(&detail));
         }
         crate::exit::immediate(code)
     }
