@@ -232,3 +232,64 @@ fn sigkill_far_from_the_budget_reads_as_a_plain_kill() {
         ctx()
     );
 }
+
+#[test]
+fn steady_growth_meets_the_graceful_threshold_drains_and_exits_80_before_the_allocator_refuses() {
+    let dir = TempDir::new("mem-graceful");
+    let mut child = Child::start(command(dir.path(), "mem-graceful", &[]));
+    let before: serde_json::Value =
+        serde_json::from_str(&child.expect_line("STATUS")).expect("status JSON");
+    // The thresholds, readable through the facade: soft 85% of the budget, the shutdown at
+    // 90% of the allocator's hard limit, which is the budget itself.
+    assert_eq!(before["measure"], "heap", "{before}");
+    assert_eq!(before["hard"], BUDGET, "{before}");
+    assert_eq!(before["shutdown"], BUDGET * 9 / 10, "{before}");
+    assert_eq!(before["soft"], BUDGET * 85 / 100, "{before}");
+    assert!(
+        before["used"].as_u64().is_some_and(|u| u < BUDGET / 2),
+        "{before}"
+    );
+    // The soft callback runs first, with the live figure past the soft threshold.
+    let soft: serde_json::Value =
+        serde_json::from_str(&child.expect_line("SOFT")).expect("status JSON");
+    assert!(soft["used"].as_u64() >= soft["soft"].as_u64(), "{soft}");
+    let reason = child.expect_line("DRAINING");
+    assert!(
+        reason.starts_with("memory budget: heap ") && reason.contains("shutdown threshold"),
+        "{reason}"
+    );
+    let ended = child.wait();
+    ended.assert_exit_code(80);
+    assert_eq!(
+        ended.lines_starting("HOOK "),
+        ["HOOK release caches"],
+        "{ended}"
+    );
+    // The drain released the memory before the end.
+    let after: serde_json::Value = serde_json::from_str(
+        ended
+            .lines_starting("STATUS ")
+            .last()
+            .and_then(|l| l.strip_prefix("STATUS "))
+            .unwrap_or("null"),
+    )
+    .expect("status JSON");
+    assert!(
+        after["used"].as_u64().is_some_and(|u| u < BUDGET / 2),
+        "{after}"
+    );
+
+    let (_, r) = restart(dir.path());
+    let ctx = || r.to_json_pretty();
+    assert_eq!(r.outcome, Outcome::MemoryBudget, "{}", ctx());
+    assert_eq!(r.exit_code, Some(80), "{}", ctx());
+    assert!(
+        r.allocation.is_none(),
+        "the allocator refused nothing\n{}",
+        ctx()
+    );
+    assert!(r.signal.is_none(), "no abort\n{}", ctx());
+    let shutdown = r.shutdown.as_ref().unwrap_or_else(|| panic!("{}", ctx()));
+    assert_eq!(shutdown.reason, "memory_budget", "{}", ctx());
+    assert_eq!(shutdown.hooks.len(), 1, "{}", ctx());
+}

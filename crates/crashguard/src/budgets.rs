@@ -2,13 +2,16 @@
 //! samplers, the allocator's hard limit, the hard thresholds that start a shutdown, the census
 //! in crash records, and the verdict on a run that vanished.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crashguard_blackbox::layout::End;
 use crashguard_blackbox::{BlackBox, Outcome, Report};
-use crashguard_budget::memory::{self, MemoryProbe, MemorySampler, SamplerCallbacks};
+use crashguard_budget::memory::{
+    self, MemoryBudget, MemoryProbe, MemorySampler, ResolvedBudget, SamplerCallbacks,
+};
 use crashguard_budget::thread::{self, SpawnError, ThreadPolicy, ThreadSampler};
 
+use crate::memory::{MemoryStatus, SoftCallback};
 use crate::shutdown::{ShutdownHandle, ShutdownReason};
 use crate::{Config, Error};
 
@@ -20,6 +23,51 @@ static EXHAUSTED_HANDLE: Mutex<Option<ShutdownHandle>> = Mutex::new(None);
 pub(crate) struct Budgets {
     memory: Option<MemorySampler>,
     threads: Option<ThreadSampler>,
+    /// The memory thresholds in force, when a memory budget is configured.
+    thresholds: Option<Thresholds>,
+    /// A probe for live readings of sampled measures, made on first use.
+    probe: OnceLock<Mutex<Option<MemoryProbe>>>,
+}
+
+/// A memory budget's thresholds, as the facade reports them.
+#[derive(Clone, Copy, Debug)]
+struct Thresholds {
+    resolved: ResolvedBudget,
+    hard_limit: Option<u64>,
+}
+
+impl Thresholds {
+    fn status(&self, used_bytes: u64) -> MemoryStatus {
+        MemoryStatus {
+            measure: self.resolved.measure,
+            used_bytes,
+            soft_bytes: self.resolved.soft_bytes,
+            shutdown_bytes: self.resolved.hard_bytes,
+            hard_limit_bytes: self.hard_limit,
+        }
+    }
+}
+
+/// The budget the sampler enforces, and the hard limit the allocator enforces (if it does).
+///
+/// With the counting allocator and a byte budget, the allocator refuses at the budget's hard
+/// threshold; the sampler then starts the graceful shutdown earlier, at `share` of it, so that
+/// steady growth ends in a drain and exit 80 rather than in the allocator's abort.
+fn split(budget: MemoryBudget, share: f64) -> (MemoryBudget, Option<u64>) {
+    match budget.fixed_bytes() {
+        Some(n) if memory::is_installed() && share < 1.0 => {
+            let hard = budget.hard_share();
+            let shutdown = hard * share;
+            let sampled = budget
+                .hard(shutdown)
+                .soft(budget.soft_share().min(shutdown));
+            (sampled, Some((n as f64 * hard) as u64))
+        }
+        Some(n) if memory::is_installed() => {
+            (budget, Some((n as f64 * budget.hard_share()) as u64))
+        }
+        _ => (budget, None),
+    }
 }
 
 impl Budgets {
@@ -31,26 +79,41 @@ impl Budgets {
         let mut budgets = Budgets {
             memory: None,
             threads: None,
+            thresholds: None,
+            probe: OnceLock::new(),
         };
         // The memory sampler always runs: its heartbeats are what lets the next run tell an
         // OOM kill from a plain SIGKILL. Without a configured budget it only records.
         let probe = MemoryProbe::new().map_err(Error::Budget)?;
-        let sampler = match config.memory_budget {
+        let split = config
+            .memory_budget
+            .map(|b| split(b, config.memory_shutdown_share));
+        let sampler = match split {
             None => MemorySampler::heartbeat_only(probe, config.memory_interval),
-            Some(budget) => {
-                MemorySampler::spawn(probe, budget, config.memory_interval, callbacks(&shutdown))
+            Some((budget, hard_limit)) => {
+                let cb = callbacks(&shutdown, config.on_memory_soft.clone(), hard_limit);
+                match hard_limit {
+                    Some(hard) => {
+                        MemorySampler::spawn_below(probe, budget, config.memory_interval, cb, hard)
+                    }
+                    None => MemorySampler::spawn(probe, budget, config.memory_interval, cb),
+                }
             }
         }
         .map_err(Error::Budget)?;
         let resolved = sampler.budget();
-        // With the counting allocator installed, a byte budget's hard threshold is also enforced
-        // on every allocation, so a burst between two samples cannot run past it.
-        if config.memory_budget.is_some()
-            && resolved.measure == memory::Measure::Heap
-            && memory::is_installed()
-        {
-            memory::set_hard_limit(Some(resolved.hard_bytes));
-            memory::set_soft_limit(Some(resolved.soft_bytes));
+        if let Some((_, hard_limit)) = split {
+            // With the counting allocator installed, a byte budget's hard threshold is also
+            // enforced on every allocation, so a burst between two samples cannot run past it.
+            let hard_limit = hard_limit.filter(|_| resolved.measure == memory::Measure::Heap);
+            if let Some(hard) = hard_limit {
+                memory::set_hard_limit(Some(hard));
+                memory::set_soft_limit(Some(resolved.soft_bytes));
+            }
+            budgets.thresholds = Some(Thresholds {
+                resolved,
+                hard_limit,
+            });
         }
         budgets.memory = Some(sampler);
         if let Some(budget) = config.thread_budget {
@@ -79,6 +142,22 @@ impl Budgets {
         Ok(budgets)
     }
 
+    /// Where memory stands now against the budget; `None` without a memory budget, or when
+    /// the usage cannot be read.
+    pub(crate) fn memory_status(&self) -> Option<MemoryStatus> {
+        let t = self.thresholds?;
+        if t.resolved.measure == memory::Measure::Heap {
+            return Some(t.status(memory::live_bytes()));
+        }
+        let probe = self
+            .probe
+            .get_or_init(|| Mutex::new(MemoryProbe::new().ok()));
+        let mut probe = probe.lock().unwrap_or_else(|e| e.into_inner());
+        let sample = probe.as_mut()?.sample().ok()?;
+        let (_, used) = t.resolved.usage(&sample)?;
+        Some(t.status(used))
+    }
+
     pub(crate) fn stop(self) {
         if let Some(m) = self.memory {
             m.stop();
@@ -94,22 +173,35 @@ impl Budgets {
     }
 }
 
-/// The memory sampler's callbacks: a breadcrumb at the soft threshold, a shutdown with the
-/// memory code at the hard one.
-fn callbacks(shutdown: &ShutdownHandle) -> SamplerCallbacks {
+/// The memory sampler's callbacks: a breadcrumb and the application's callback at the soft
+/// threshold, a graceful shutdown with the memory code at the sampler's hard threshold (the
+/// shutdown threshold).
+fn callbacks(
+    shutdown: &ShutdownHandle,
+    on_soft: Option<SoftCallback>,
+    hard_limit: Option<u64>,
+) -> SamplerCallbacks {
     let hard = shutdown.clone();
     SamplerCallbacks {
-        on_soft: Some(Box::new(|e: memory::MemoryEvent| {
+        on_soft: Some(Box::new(move |e: memory::MemoryEvent| {
             crate::breadcrumb(&format!(
                 "memory soft threshold: {} {} of {} bytes",
                 e.measure.name(),
                 e.used_bytes,
                 e.threshold_bytes
             ));
+            if let Some(cb) = &on_soft {
+                let t = Thresholds {
+                    resolved: e.budget,
+                    hard_limit,
+                };
+                // The sampler catches a panic in a callback and carries on.
+                (cb.0)(t.status(e.used_bytes));
+            }
         })),
         on_hard: Some(Box::new(move |e: memory::MemoryEvent| {
             hard.request(ShutdownReason::MemoryBudget(format!(
-                "{} {} bytes crossed the hard threshold of {} bytes",
+                "{} {} bytes crossed the shutdown threshold of {} bytes",
                 e.measure.name(),
                 e.used_bytes,
                 e.threshold_bytes

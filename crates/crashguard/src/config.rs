@@ -84,6 +84,8 @@ pub struct Config {
     pub(crate) panic_grace: Duration,
     pub(crate) memory_budget: Option<MemoryBudget>,
     pub(crate) memory_interval: Duration,
+    pub(crate) memory_shutdown_share: f64,
+    pub(crate) on_memory_soft: Option<crate::memory::SoftCallback>,
     pub(crate) thread_budget: Option<ThreadBudget>,
     pub(crate) fatal_policy: FatalPolicy,
     pub(crate) panic_policy: PanicPolicy,
@@ -110,6 +112,8 @@ impl Config {
             panic_grace: Duration::from_secs(2),
             memory_budget: None,
             memory_interval: Duration::from_millis(100),
+            memory_shutdown_share: crate::memory::DEFAULT_SHUTDOWN_SHARE,
+            on_memory_soft: None,
             thread_budget: None,
             fatal_policy: FatalPolicy::default(),
             panic_policy: PanicPolicy::default(),
@@ -155,6 +159,30 @@ impl Config {
     /// Keep the process inside a memory budget.
     pub fn memory_budget(mut self, budget: MemoryBudget) -> Self {
         self.memory_budget = Some(budget);
+        self
+    }
+
+    /// Where the graceful shutdown starts, as a share of the hard threshold, when the counting
+    /// allocator enforces the hard threshold ([`crate::BudgetAllocator`] with
+    /// [`MemoryBudget::bytes`]); default [`crate::memory::DEFAULT_SHUTDOWN_SHARE`] (0.9), which
+    /// says why. Crossing it starts a shutdown with reason `memory_budget`: the application
+    /// drains, hooks run, exit 80. The allocator's refusal at the hard threshold stays the
+    /// backstop for spikes. `1.0` leaves only the backstop. Without the allocator the sampler
+    /// enforces the hard threshold itself and this share is not used. Must be in `(0, 1]`.
+    pub fn memory_shutdown_share(mut self, share: f64) -> Self {
+        self.memory_shutdown_share = share;
+        self
+    }
+
+    /// Runs `callback` on the memory sampler's thread each time usage rises across the soft
+    /// threshold (again only after it fell back below 90% of it): the moment to shed load,
+    /// before the shutdown threshold. It gets the [`crate::memory::MemoryStatus`] of that
+    /// sample; keep it short. [`crate::Guard::memory`] reads the same figures at any time.
+    pub fn on_memory_soft(
+        mut self,
+        callback: impl Fn(crate::memory::MemoryStatus) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_memory_soft = Some(crate::memory::SoftCallback(std::sync::Arc::new(callback)));
         self
     }
 
@@ -294,6 +322,12 @@ impl Config {
             return Err(Error::Config(
                 "report retention must keep at least one report".into(),
             ));
+        }
+        if !(self.memory_shutdown_share > 0.0 && self.memory_shutdown_share <= 1.0) {
+            return Err(Error::Config(format!(
+                "memory shutdown share {} is outside (0, 1]",
+                self.memory_shutdown_share
+            )));
         }
         if let Some(adj) = self.oom_score_adj
             && !(-1000..=1000).contains(&adj)

@@ -116,6 +116,13 @@ impl Guard {
         added
     }
 
+    /// Where memory stands now against the memory budget: the live usage (exact live heap with
+    /// the counting allocator, else a fresh reading of the cgroup or RSS) and the soft,
+    /// shutdown and hard thresholds. `None` without a memory budget.
+    pub fn memory(&self) -> Option<crate::memory::MemoryStatus> {
+        self.inner.budgets.as_ref()?.memory_status()
+    }
+
     /// How many panics this run has had so far, on any thread (hooks included). Under
     /// [`crate::PanicPolicy::Unwind`] the process survives them; each of the first ten has a
     /// report of its own in the report directory (`crashguard list`), and the end of the run

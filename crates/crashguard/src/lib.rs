@@ -93,6 +93,7 @@ mod error;
 mod exit;
 mod guard;
 mod install;
+pub mod memory;
 mod panic;
 mod previous;
 mod shutdown;

@@ -26,6 +26,9 @@
 //! - `mem-budget`: a 64 MiB budget; allocate and touch 1 MiB chunks until stopped.
 //! - `mem-rlimit-as`: no budget; set `RLIMIT_AS` to `VmSize` + 256 MiB, then allocate 8 MiB
 //!   chunks until the kernel refuses.
+//! - `mem-graceful`: a 64 MiB budget sampled every 10 ms; grow the heap by 1 MiB every 10 ms
+//!   while listening for the shutdown, print `SOFT <status json>` from the soft callback and
+//!   `STATUS <json>` before and after, `DRAINING <reason>` when the shutdown comes.
 //! - `mem-fill PERCENT`: a 64 MiB budget; hold PERCENT% of it in live heap, wait for a
 //!   heartbeat that shows it, print `READY`, block.
 //! - `threads-error`: a budget of 20 threads; spawn `leaky-N` threads that never end until a
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
     let code = match (scenario.as_str(), arg) {
         ("none", _) => ExitCode::SUCCESS,
         ("mem-budget", _) => allocate_until_stopped(MIB as usize, true),
+        ("mem-graceful", _) => grow_until_shutdown(&guard),
         ("mem-rlimit-as", _) => {
             // The first heartbeat comes from the sampler thread; wait for it so that the
             // report has the resource figures too.
@@ -172,7 +176,16 @@ fn config_for(dir: &str, scenario: &str) -> Option<crashguard::Config> {
     let threads = crashguard::ThreadBudget::max(THREADS);
     Some(match scenario {
         "none" | "mem-rlimit-as" | "threads-nproc" | "threads-rlimit-as" => config,
-        "mem-budget" | "mem-fill" => config.memory_budget(memory),
+        // The allocator's refusal alone: the spike this scenario makes (1 MiB chunks as fast
+        // as they come) must meet the backstop, not race the sampler's graceful shutdown.
+        "mem-budget" => config.memory_budget(memory).memory_shutdown_share(1.0),
+        // Holds up to 92% of the budget and waits to be killed: a graceful shutdown at 90%
+        // would end it first.
+        "mem-fill" => config.memory_budget(memory).memory_shutdown_share(1.0),
+        "mem-graceful" => config
+            .memory_budget(memory)
+            .memory_sample_interval(Duration::from_millis(10))
+            .on_memory_soft(|s| say(&format!("SOFT {}", status_json(Some(s))))),
         "threads-error" => config.thread_budget(threads),
         "threads-exit" => config.thread_budget(
             threads
@@ -378,6 +391,46 @@ fn leak_threads() -> crashguard::thread::SpawnError {
 fn wait_for_shutdown(guard: &crashguard::Guard) -> ExitCode {
     let _request = guard.shutdown_signal().wait();
     crashguard::breadcrumb("the child saw the shutdown request");
+    guard.exit(crashguard::ExitCode::Ok)
+}
+
+/// A memory status as one JSON object (`null` without one).
+fn status_json(s: Option<crashguard::memory::MemoryStatus>) -> serde_json::Value {
+    match s {
+        None => serde_json::Value::Null,
+        Some(s) => serde_json::json!({
+            "measure": s.measure.name(),
+            "used": s.used_bytes,
+            "soft": s.soft_bytes,
+            "shutdown": s.shutdown_bytes,
+            "hard": s.hard_limit_bytes,
+        }),
+    }
+}
+
+/// Grows the heap steadily (1 MiB every 10 ms, 100 MiB/s at most) while listening for the
+/// shutdown; the graceful threshold must stop it before the allocator's hard limit does. Then
+/// drains (frees everything) and ends its part; the budget's code stands.
+fn grow_until_shutdown(guard: &crashguard::Guard) -> ExitCode {
+    guard.on_shutdown("release caches", || say("HOOK release caches"));
+    say(&format!("STATUS {}", status_json(guard.memory())));
+    let shutdown = guard.shutdown_signal();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(256);
+    let request = loop {
+        if kept.len() == 256 {
+            say("RESULT no shutdown before 256 MiB");
+            return ExitCode::from(1);
+        }
+        let mut block = vec![0u8; MIB as usize];
+        block[0] = 1;
+        kept.push(block);
+        if let Some(r) = shutdown.wait_timeout(Duration::from_millis(10)) {
+            break r;
+        }
+    };
+    say(&format!("DRAINING {}", request.reason));
+    drop(kept);
+    say(&format!("STATUS {}", status_json(guard.memory())));
     guard.exit(crashguard::ExitCode::Ok)
 }
 

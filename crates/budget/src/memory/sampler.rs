@@ -38,6 +38,17 @@ pub enum MemoryLevel {
     Hard,
 }
 
+/// What the heartbeats record as the memory budget.
+#[derive(Debug, Clone, Copy)]
+enum Recorded {
+    /// Nothing: a sampler that only records.
+    Nothing,
+    /// The resolved hard threshold, which this sampler enforces.
+    HardThreshold,
+    /// A hard limit enforced elsewhere (the allocator), above this sampler's thresholds.
+    Fixed(u64),
+}
+
 /// A threshold crossing, passed to the callbacks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryEvent {
@@ -124,7 +135,27 @@ impl MemorySampler {
         interval: Duration,
         callbacks: SamplerCallbacks,
     ) -> Result<Self> {
-        Self::start(probe, budget, interval, callbacks, true)
+        Self::start(probe, budget, interval, callbacks, Recorded::HardThreshold)
+    }
+
+    /// Like [`MemorySampler::spawn`], for a sampler that acts below a hard limit someone else
+    /// enforces (the counting allocator's refusal at `hard_limit`): `budget`'s hard threshold is
+    /// where the sampler calls `on_hard` (the facade's graceful shutdown), and the heartbeats
+    /// record `hard_limit` as the budget, so the next run compares usage with the real limit.
+    pub fn spawn_below(
+        probe: MemoryProbe,
+        budget: MemoryBudget,
+        interval: Duration,
+        callbacks: SamplerCallbacks,
+        hard_limit: u64,
+    ) -> Result<Self> {
+        Self::start(
+            probe,
+            budget,
+            interval,
+            callbacks,
+            Recorded::Fixed(hard_limit),
+        )
     }
 
     /// Starts a sampler that only writes heartbeats: no budget, no thresholds, and the
@@ -132,14 +163,14 @@ impl MemorySampler {
     /// configured, so that the next run can still tell an OOM kill from a plain SIGKILL.
     pub fn heartbeat_only(probe: MemoryProbe, interval: Duration) -> Result<Self> {
         // Physical memory as the nominal budget keeps `resolve` meaningful; with no callbacks
-        // and `enforce` off it never acts and is never recorded.
+        // and nothing recorded it never acts and is never recorded.
         let callbacks = SamplerCallbacks::default();
         Self::start(
             probe,
             MemoryBudget::ram_fraction(1.0),
             interval,
             callbacks,
-            false,
+            Recorded::Nothing,
         )
     }
 
@@ -148,7 +179,7 @@ impl MemorySampler {
         budget: MemoryBudget,
         interval: Duration,
         callbacks: SamplerCallbacks,
-        enforce: bool,
+        recorded: Recorded,
     ) -> Result<Self> {
         if interval.is_zero() {
             return Err(Error::InvalidBudget {
@@ -167,7 +198,7 @@ impl MemorySampler {
             shared: Arc::clone(&shared),
             crossings: Crossings::default(),
             failing: false,
-            enforce,
+            recorded,
         };
         let handle = std::thread::Builder::new()
             .name(THREAD_NAME.into())
@@ -236,7 +267,7 @@ struct Worker {
     crossings: Crossings,
     failing: bool,
     /// Whether the budget is real: written into heartbeats. Off for heartbeat-only samplers.
-    enforce: bool,
+    recorded: Recorded,
 }
 
 /// Which callbacks a new reading fires: the soft one once per rise through the threshold
@@ -282,7 +313,11 @@ impl Worker {
                 if let Ok(r) = self.budget.resolve(&s) {
                     self.resolved = r;
                 }
-                let budget = self.enforce.then_some(self.resolved.hard_bytes);
+                let budget = match self.recorded {
+                    Recorded::Nothing => None,
+                    Recorded::HardThreshold => Some(self.resolved.hard_bytes),
+                    Recorded::Fixed(bytes) => Some(bytes),
+                };
                 write_heartbeat(&s, budget);
                 self.check(s);
             }
