@@ -490,14 +490,27 @@ fn decode_shutdown(s: &ShutdownRecord) -> Option<ShutdownInfo> {
 }
 
 fn decode_breadcrumbs(bytes: &[u8], header: &Header) -> Vec<BreadcrumbInfo> {
-    let mut crumbs: Vec<(u64, BreadcrumbInfo)> = Vec::new();
+    let mut crumbs: Vec<((u64, u64), BreadcrumbInfo)> = Vec::new();
     for i in 0..header.ring_capacity as usize {
         let off = size_of::<Record>() + i * size_of::<Breadcrumb>();
         let Some(b) = read::<Breadcrumb>(bytes, off) else {
             break;
         };
-        // Odd: a writer was inside when the process died; zero: never written.
-        if b.seq == 0 || b.seq & 1 == 1 {
+        // Odd: a writer was inside when the process died (or when these bytes were copied);
+        // zero: never written; a hash that differs: two writers wrote over each other, or the
+        // body changed while it was copied.
+        if b.seq == 0
+            || b.seq & 1 == 1
+            || b.len as usize > BREADCRUMB_TEXT_LEN
+            || b.hash
+                != breadcrumb_hash(
+                    b.seq,
+                    b.at_ns,
+                    b.tid,
+                    b.len,
+                    b.text.get(..b.len as usize).unwrap_or(&[]),
+                )
+        {
             continue;
         }
         let info = BreadcrumbInfo {
@@ -505,8 +518,10 @@ fn decode_breadcrumbs(bytes: &[u8], header: &Header) -> Vec<BreadcrumbInfo> {
             thread: b.tid,
             message: text(&b.text, b.len),
         };
-        crumbs.push((b.seq, info));
+        crumbs.push(((b.at_ns, b.seq), info));
     }
-    crumbs.sort_by_key(|(seq, _)| *seq);
+    // Threads claim sequence numbers in batches, so the numbers order one thread's breadcrumbs
+    // exactly and different threads' only within a tick of the (coarse) clock.
+    crumbs.sort_by_key(|(key, _)| *key);
     crumbs.into_iter().map(|(_, c)| c).collect()
 }

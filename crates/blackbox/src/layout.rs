@@ -25,7 +25,7 @@
 /// The first eight bytes of every black-box file.
 pub const MAGIC: [u8; 8] = *b"CRGDBOX\0";
 /// The layout version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Stored as a native-endian integer; reads back differently on a machine of the other endianness.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -63,7 +63,7 @@ pub const HOOK_NAME_LEN: usize = 48;
 /// Bytes kept of the free-form detail line in the end section.
 pub const DETAIL_LEN: usize = 256;
 /// Bytes of message text in one breadcrumb.
-pub const BREADCRUMB_TEXT_LEN: usize = 104;
+pub const BREADCRUMB_TEXT_LEN: usize = 96;
 /// The default number of breadcrumbs in the ring.
 pub const DEFAULT_RING_CAPACITY: u32 = 256;
 /// The fewest breadcrumbs a ring may hold.
@@ -471,13 +471,20 @@ pub struct Record {
 }
 
 /// One breadcrumb in the ring that follows the [`Record`].
+///
+/// A writer stores `2n + 1` into `seq`, then the body, then [`breadcrumb_hash`] of the finished
+/// entry into `hash`, then `2n + 2` into `seq`. A reader accepts an entry only when `seq` is even
+/// and non-zero and `hash` matches what it copied: a body that two writers wrote over each other
+/// (a writer preempted for a whole lap of the ring) or that changed while a reader copied it
+/// matches neither writer's hash. No read-modify-write is needed, so a breadcrumb costs a few
+/// plain stores.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Breadcrumb {
     /// `2 * n + 1` while the writer of the n-th breadcrumb is inside, `2 * n + 2` when done;
-    /// 0 for a slot never written. `n` orders breadcrumbs across wrap-around.
+    /// 0 for a slot never written.
     pub seq: u64,
-    /// Wall clock, nanoseconds since the Unix epoch.
+    /// Wall clock as of the last kernel tick, nanoseconds since the Unix epoch.
     pub at_ns: u64,
     /// Kernel thread id of the writer.
     pub tid: u32,
@@ -485,6 +492,67 @@ pub struct Breadcrumb {
     pub len: u32,
     /// The message, truncated at a UTF-8 boundary.
     pub text: [u8; BREADCRUMB_TEXT_LEN],
+    /// [`breadcrumb_hash`] of `seq` (the final, even value) and the body.
+    pub hash: u64,
+}
+
+/// The integrity word of a breadcrumb: every 64-bit word of the entry (its final sequence
+/// word, time, thread and length, and `text[..len]` zero-padded to twelve words) multiplied by
+/// its own odd constant, all XORed together, then mixed once. The products are independent (no
+/// chain of multiplications), so it costs a few nanoseconds; a body whose words come from two
+/// writers differs from both writers' hashes unless the products happen to cancel. Bytes of
+/// `text` beyond `len` take no part (the writer does not clear them). Part of the file format.
+///
+/// `text` longer than [`BREADCRUMB_TEXT_LEN`] is hashed as if cut there.
+///
+/// Async-signal-safe.
+#[inline]
+pub fn breadcrumb_hash(seq: u64, at_ns: u64, tid: u32, len: u32, text: &[u8]) -> u64 {
+    const K: [u64; 3 + BREADCRUMB_TEXT_LEN / 8] = [
+        0x9E37_79B9_7F4A_7C15,
+        0xC2B2_AE3D_27D4_EB4F,
+        0x1656_67B1_9E37_79F9,
+        0x27D4_EB2F_1656_67C5,
+        0x85EB_CA77_C2B2_AE63,
+        0xFF51_AFD7_ED55_8CCD,
+        0xC4CE_B9FE_1A85_EC53,
+        0x8CB9_2BA7_2F3D_8DD7,
+        0xD6E8_FEB8_6659_FD93,
+        0xA076_1D64_78BD_642F,
+        0xE703_7ED1_A0B4_28DB,
+        0x8EBC_6AF0_9C88_C6E3,
+        0x5899_65CC_7537_4CC3,
+        0x1D8E_4E27_C47D_124F,
+        0xBF58_476D_1CE4_E5B9,
+    ];
+    let text = text.get(..BREADCRUMB_TEXT_LEN).unwrap_or(text);
+    let mut h = seq.wrapping_mul(K[0])
+        ^ at_ns.wrapping_mul(K[1])
+        ^ (u64::from(tid) | u64::from(len) << 32).wrapping_mul(K[2]);
+    let mut chunks = text.chunks_exact(8);
+    let mut k = K[3..].iter();
+    for (chunk, k) in (&mut chunks).zip(&mut k) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(chunk);
+        h ^= u64::from_ne_bytes(b).wrapping_mul(*k);
+    }
+    // The last partial word, as if zero-padded, built in a register rather than through a
+    // buffer (a load that straddles narrower stores cannot be forwarded and stalls).
+    let rest = chunks.remainder();
+    if let Some(k) = k.next().filter(|_| !rest.is_empty()) {
+        let mut w = 0u64;
+        for (i, &b) in rest.iter().enumerate() {
+            let shift = if cfg!(target_endian = "little") {
+                8 * i
+            } else {
+                56 - 8 * i
+            };
+            w |= u64::from(b) << shift;
+        }
+        h ^= w.wrapping_mul(*k);
+    }
+    let h = (h ^ (h >> 32)).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    h ^ (h >> 32)
 }
 
 /// The file size for a ring of `capacity` breadcrumbs and `stack_capacity` bytes of stack.

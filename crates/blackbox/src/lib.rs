@@ -51,6 +51,7 @@ compile_error!(
 
 pub mod assafe;
 mod crc;
+mod crumbs;
 mod decode;
 mod error;
 mod exit_code;

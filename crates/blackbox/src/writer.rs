@@ -33,6 +33,8 @@ static END_WAIT_NS: AtomicU64 = AtomicU64::new(5_000_000_000);
 extern "C" fn disarm_in_fork_child() {
     ACTIVE.store(std::ptr::null_mut(), Ordering::Release);
     RETIRED.store(std::ptr::null_mut(), Ordering::Release);
+    // The child's only thread is a new kernel thread with the forking thread's cache.
+    assafe::forget_cached_tid();
 }
 
 /// The retired black box (see [`RETIRED`]), if any.
@@ -82,18 +84,25 @@ pub fn active() -> Option<&'static BlackBox> {
 #[derive(Debug)]
 pub struct BlackBox {
     base: *mut Record,
-    ring: *mut Breadcrumb,
-    ring_capacity: u32,
+    pub(crate) ring: *mut Breadcrumb,
+    pub(crate) ring_capacity: u32,
     /// The stack-copy area after the ring, `stack_capacity` bytes.
     stack: *mut u8,
     stack_capacity: u32,
-    next_crumb: AtomicU64,
+    /// Tells this box from every other one made in the process (per-thread breadcrumb cursors
+    /// remember which box their numbers belong to).
+    pub(crate) generation: u64,
+    /// The breadcrumb ring's counters (see `crumbs`), on cache lines of their own.
+    pub(crate) shards: Box<crate::crumbs::Shards>,
     path: PathBuf,
     slot: u32,
     /// Holds the `flock` that reserves this slot for the life of the process; closing it (at
     /// exit, or by the kernel on a crash) releases the slot.
     _lock: OwnedFd,
 }
+
+/// Hands out [`BlackBox::generation`] values; 0 is never one.
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 // SAFETY: the mapping is shared memory written only through the atomic protocols below
 // (sequence locks, the end claim, per-entry breadcrumb sequence words); the raw pointers are
@@ -128,7 +137,8 @@ impl BlackBox {
             ring_capacity,
             stack,
             stack_capacity,
-            next_crumb: AtomicU64::new(0),
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
+            shards: Box::new(crate::crumbs::Shards::new()),
             path,
             slot,
             _lock: lock,
@@ -273,35 +283,6 @@ impl BlackBox {
         // repr(C) record are 4-aligned and the mapping is page-aligned); every concurrent access
         // to such a field goes through an atomic.
         unsafe { AtomicU32::from_ptr(field) }
-    }
-
-    /// Records one breadcrumb; lock-free and wait-free, safe from any thread and from signal
-    /// handlers. Messages longer than the slot are truncated at a character boundary.
-    ///
-    /// Async-signal-safe.
-    pub fn breadcrumb(&self, msg: &str) {
-        if self.ring_capacity == 0 {
-            return;
-        }
-        let n = self.next_crumb.fetch_add(1, Ordering::Relaxed);
-        let idx = (n % u64::from(self.ring_capacity)) as usize;
-        // SAFETY: idx < ring_capacity, and the ring holds ring_capacity entries.
-        let entry = unsafe { self.ring.add(idx) };
-        // SAFETY: `seq` is the first field of the 8-aligned entry inside the mapping; all
-        // concurrent accesses to it are atomic.
-        let seq = unsafe { AtomicU64::from_ptr(&raw mut (*entry).seq) };
-        seq.store(2 * n + 1, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Release);
-        // SAFETY: the entry is in the mapping; a writer that lapped us would have to wrap the
-        // whole ring during this store, and the reader detects that through `seq`.
-        unsafe {
-            (*entry).at_ns = assafe::now_realtime_ns();
-            (*entry).tid = assafe::gettid();
-            (*entry).len = assafe::copy_bytes(&mut (*entry).text, msg.as_bytes());
-        }
-        // A writer that was preempted for a whole lap of the ring must not mark the newer
-        // writer's half-written entry as complete: only our own odd value may become even.
-        let _ = seq.compare_exchange(2 * n + 1, 2 * n + 2, Ordering::Release, Ordering::Relaxed);
     }
 
     /// Runs `f` on a copy of a sequence-locked section and writes back every byte but the

@@ -17,6 +17,8 @@ use std::path::Path;
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Clock {
     Realtime,
+    /// The wall clock as of the last kernel tick: a read of the vDSO page, no counter read.
+    RealtimeCoarse,
     Monotonic,
 }
 
@@ -24,6 +26,10 @@ pub(crate) enum Clock {
 pub(crate) fn clock_ns(clock: Clock) -> u64 {
     let id = match clock {
         Clock::Realtime => libc::CLOCK_REALTIME,
+        #[cfg(target_os = "linux")]
+        Clock::RealtimeCoarse => libc::CLOCK_REALTIME_COARSE,
+        #[cfg(not(target_os = "linux"))]
+        Clock::RealtimeCoarse => libc::CLOCK_REALTIME,
         Clock::Monotonic => libc::CLOCK_MONOTONIC,
     };
     let mut ts = libc::timespec {
