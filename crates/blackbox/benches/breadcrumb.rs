@@ -177,8 +177,8 @@ fn main() {
     let opened = open(
         &dir,
         &Options {
-            app: "bench".into(),
             ring_capacity: 256,
+            ..Options::new("bench")
         },
     )
     .expect("open a black box");

@@ -107,8 +107,8 @@ fn a_reader_never_accepts_a_mixed_breadcrumb_while_writers_lap_the_ring() {
     let opened = open(
         &dir,
         &Options {
-            app: "torn".into(),
             ring_capacity: 64,
+            ..Options::new("torn")
         },
     )
     .expect("open");
