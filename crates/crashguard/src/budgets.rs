@@ -223,7 +223,7 @@ fn on_thread_exhausted(err: &SpawnError) {
     }
 }
 
-/// Adds the thread census to an end record. Registered with the fatal handlers.
+/// Adds the thread census to an end record (the shutdown runner's ends).
 ///
 /// Async-signal-safe.
 pub(crate) fn enrich_end(end: &mut End) {
@@ -232,6 +232,23 @@ pub(crate) fn enrich_end(end: &mut End) {
         &mut end.census_count,
         &mut end.census_total,
     );
+}
+
+/// The census as the fatal handlers' enricher, given to them at install.
+#[derive(Debug)]
+pub(crate) struct Census;
+
+/// The one census enricher.
+pub(crate) static CENSUS: Census = Census;
+
+// SAFETY: `census_raw_into` is the async-signal-safe census (open/getdents64/openat/read/close
+// into the record, stack buffers of about 1 KiB, bounded in tasks and time), written for the
+// handler path.
+unsafe impl crashguard_signals::EndEnricher for Census {
+    /// Async-signal-safe.
+    fn enrich(&self, end: &mut End) {
+        enrich_end(end);
+    }
 }
 
 /// Refines a `killed_without_warning` report with what only a live process can see: the

@@ -191,7 +191,6 @@ impl Drop for Guard {
         if let Some(f) = self.inner.fatal.take() {
             let _ = f.uninstall();
         }
-        crashguard_signals::clear_end_enricher();
         let bb = self.inner.blackbox;
         // Leaving `main` with the guard alive is a clean end of the guarded run, unless the
         // guard is dropped while a panic unwinds (`PanicPolicy::Unwind` and a panicking

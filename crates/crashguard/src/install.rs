@@ -79,21 +79,19 @@ pub(crate) fn install(config: Config) -> Result<Guard, Error> {
     // be handled; threads spawned through `crashguard::thread` get one at start.
     crashguard_signals::altstack::prepare_current().map_err(Error::Signals)?;
     crashguard_budget::thread::set_thread_start_hook(crate::thread::on_thread_start);
-    // SAFETY: `enrich_end` is the async-signal-safe census (open/getdents64/openat/read/close
-    // into the record, stack buffers of about 1 KiB), written for the handler path.
-    unsafe { crashguard_signals::set_end_enricher(crate::budgets::enrich_end) };
-
     let termlog = crate::termlog::TermLog::open(&config.termination_log)?;
-    if let Some(fd) = termlog.as_ref().map(crate::termlog::TermLog::raw_fd) {
-        crashguard_signals::set_termination_log_fd(fd);
+    let mut fatal_config = FatalConfig::new()
+        .policy(config.fatal_policy)
+        .watchdog_timeout(config.handler_timeout)
+        .enricher(&crate::budgets::CENSUS);
+    if let Some(log) = &termlog {
+        let fd = log.duplicate().map_err(|source| Error::Io {
+            what: "duplicate the termination log's descriptor",
+            source,
+        })?;
+        fatal_config = fatal_config.termination_log(fd);
     }
-
-    let fatal = FatalHandlers::install(
-        FatalConfig::new()
-            .policy(config.fatal_policy)
-            .watchdog_timeout(config.handler_timeout),
-    )
-    .map_err(Error::Signals)?;
+    let fatal = FatalHandlers::install(fatal_config).map_err(Error::Signals)?;
 
     let shutdown = crate::shutdown::Coordinator::start(&config, blackbox, termlog)?;
     let budgets = crate::budgets::Budgets::start(&config, blackbox, shutdown.handle())?;

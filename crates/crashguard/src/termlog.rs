@@ -4,7 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -49,8 +49,10 @@ impl TermLog {
         Ok(Some(TermLog { file }))
     }
 
-    pub(crate) fn raw_fd(&self) -> i32 {
-        self.file.as_raw_fd()
+    /// A second descriptor for the same file, for the fatal handlers (which keep theirs open
+    /// for as long as they are installed).
+    pub(crate) fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.file.as_fd().try_clone_to_owned()
     }
 
     /// Writes the one-line summary of an abnormal end: `crashguard: <outcome> (exit <code>):
@@ -81,14 +83,6 @@ impl TermLog {
         let _ = f.set_len(0);
         let _ = f.rewind();
         let _ = f.write_all(out.as_bytes());
-    }
-}
-
-impl Drop for TermLog {
-    /// The fatal handlers write to the same descriptor; stop them before it is closed, so a
-    /// crash after this point can never write into whatever file reuses the number.
-    fn drop(&mut self) {
-        crashguard_signals::set_termination_log_fd(-1);
     }
 }
 

@@ -2,18 +2,16 @@
 
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
-use crashguard_blackbox::assafe;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crashguard_blackbox::layout::End;
+use crashguard_blackbox::assafe;
 
-use crate::handler::{
-    self, ENRICHER, POLICY_EXIT, PREV_FLAGS, PREV_HANDLER, SECOND_WAIT_NS, SUMMARY_STDERR,
-    TERMINATION_LOG_FD,
-};
+use crate::state::{self, Disposition, EndEnricher, Installed, Previous};
 use crate::watchdog::Watchdog;
-use crate::{Error, Signal, altstack, sys};
+use crate::{Error, Signal, altstack, handler, sys, unwind};
 
 /// How the process ends after the crash has been recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -31,7 +29,7 @@ pub enum FatalPolicy {
 }
 
 /// Settings of the fatal handlers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct FatalConfig {
     /// How the process ends; default [`FatalPolicy::Reraise`].
@@ -44,6 +42,25 @@ pub struct FatalConfig {
     pub second_crash_wait: Duration,
     /// Whether the one-line summary is written to stderr; default true.
     pub summary_to_stderr: bool,
+    /// Called with the `end` section just before it is committed; default none.
+    pub enricher: Option<&'static dyn EndEnricher>,
+    /// A file (the Kubernetes termination log) that also receives the summary line; default
+    /// none. The handlers keep the descriptor open while installed, so the crash path never
+    /// has to open a file.
+    pub termination_log: Option<Arc<OwnedFd>>,
+}
+
+impl fmt::Debug for FatalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FatalConfig")
+            .field("policy", &self.policy)
+            .field("watchdog_timeout", &self.watchdog_timeout)
+            .field("second_crash_wait", &self.second_crash_wait)
+            .field("summary_to_stderr", &self.summary_to_stderr)
+            .field("enricher", &self.enricher.is_some())
+            .field("termination_log", &self.termination_log)
+            .finish()
+    }
 }
 
 impl Default for FatalConfig {
@@ -53,6 +70,8 @@ impl Default for FatalConfig {
             watchdog_timeout: Duration::from_millis(1000),
             second_crash_wait: Duration::from_secs(2),
             summary_to_stderr: true,
+            enricher: None,
+            termination_log: None,
         }
     }
 }
@@ -87,6 +106,19 @@ impl FatalConfig {
         self
     }
 
+    /// Sets [`FatalConfig::enricher`]. The trait's `# Safety` contract is what makes this
+    /// safe to call: the enricher runs inside the signal handler.
+    pub fn enricher(mut self, enricher: &'static dyn EndEnricher) -> Self {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// Sets [`FatalConfig::termination_log`].
+    pub fn termination_log(mut self, fd: OwnedFd) -> Self {
+        self.termination_log = Some(Arc::new(fd));
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
         if self.watchdog_timeout.is_zero() {
             return Err(Error::InvalidConfig(
@@ -111,7 +143,8 @@ impl FatalConfig {
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The installed fatal-signal handlers. Dropping it (or [`FatalHandlers::uninstall`]) puts the
-/// previous dispositions back.
+/// previous dispositions back where crashguard's handler is still the one installed; a handler
+/// another library installed after crashguard stays.
 ///
 /// # Examples
 ///
@@ -123,17 +156,19 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// # Ok::<(), crashguard_signals::Error>(())
 /// ```
 pub struct FatalHandlers {
-    previous: Vec<(Signal, libc::sigaction)>,
+    state: &'static Installed,
+    /// Dispositions actually replaced (a failed install restores only these).
+    replaced: Vec<Signal>,
     watchdog: Option<Watchdog>,
+    /// Keeps the termination-log descriptor open while the handlers may write to it.
+    _termination_log: Option<Arc<OwnedFd>>,
+    done: bool,
 }
 
 impl fmt::Debug for FatalHandlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FatalHandlers")
-            .field(
-                "signals",
-                &self.previous.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            )
+            .field("state", self.state)
             .field("watchdog", &self.watchdog.is_some())
             .finish()
     }
@@ -143,6 +178,8 @@ impl FatalHandlers {
     /// Installs the handlers for every signal in [`Signal::FATAL`] with `SA_SIGINFO |
     /// SA_ONSTACK`, after warming up the unwinder, giving the calling thread an alternate
     /// stack ([`altstack::prepare_current`]) and starting the watchdog thread `crashguard-wd`.
+    /// While installed, every thread created with `pthread_create` starts with an alternate
+    /// stack too (Linux with glibc; see [`altstack`]).
     ///
     /// A crash is recorded into [`crashguard_blackbox::active`] when a black box is armed;
     /// without one the handlers still summarise the crash on stderr and terminate as
@@ -161,7 +198,7 @@ impl FatalHandlers {
         {
             return Err(Error::AlreadyInstalled("fatal signal handlers are"));
         }
-        match Self::install_inner(&config) {
+        match Self::install_inner(config) {
             Ok(h) => Ok(h),
             Err(e) => {
                 INSTALLED.store(false, Ordering::Release);
@@ -170,51 +207,75 @@ impl FatalHandlers {
         }
     }
 
-    fn install_inner(config: &FatalConfig) -> Result<FatalHandlers, Error> {
-        warm_up();
+    fn install_inner(config: FatalConfig) -> Result<FatalHandlers, Error> {
+        unwind::warm_up();
+        let mut name = [0u8; 16];
+        let _ = assafe::current_thread_name(&mut name);
         altstack::prepare_current()?;
-        POLICY_EXIT.store(config.policy == FatalPolicy::Exit, Ordering::Relaxed);
-        SECOND_WAIT_NS.store(
-            u64::try_from(config.second_crash_wait.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        SUMMARY_STDERR.store(config.summary_to_stderr, Ordering::Relaxed);
-        let watchdog = Watchdog::start(config.watchdog_timeout).map_err(Error::Thread)?;
-        sys::set_interposer_active(true);
+        let watchdog = Watchdog::start().map_err(Error::Thread)?;
+        // A shutdown that finds the crash handler's claim on the record waits for it to commit
+        // at most this long (the watchdog ends the process by then).
+        crashguard_blackbox::set_end_wait_limit(config.watchdog_timeout + Duration::from_secs(1));
 
-        let mut handlers = FatalHandlers {
-            previous: Vec::with_capacity(Signal::FATAL.len()),
-            watchdog: Some(watchdog),
-        };
         let ours = sys::fatal_action(handler::on_fatal_signal);
         let our_address = sys::handler_address(&ours);
-        for (i, signal) in Signal::FATAL.iter().copied().enumerate() {
-            let prev = sys::query_action(signal.number())
+        let mut previous = [None; Signal::FATAL.len()];
+        for (slot, signal) in previous.iter_mut().zip(Signal::FATAL) {
+            let action = sys::query_action(signal.number())
                 .map_err(|source| Error::Sigaction { signal, source })?;
-            let prev_address = sys::handler_address(&prev);
-            // Never chain to ourselves (a handler left behind by an earlier install in a
-            // process that lost its FatalHandlers without dropping it).
-            let chain_to = if prev_address == our_address {
-                sys::SIG_DFL_ADDR
+            // Never chain to ourselves (a handler left behind by an earlier install that a
+            // later library kept, or a process that lost its FatalHandlers without dropping it).
+            let chain = if sys::handler_address(&action) == our_address {
+                Disposition::Default
             } else {
-                prev_address
+                sys::disposition(&action)
             };
-            if let (Some(h), Some(f)) = (PREV_HANDLER.get(i), PREV_FLAGS.get(i)) {
-                f.store(sys::action_flags(&prev), Ordering::Release);
-                h.store(chain_to, Ordering::Release);
-            }
+            *slot = Some(Previous {
+                signal,
+                action,
+                chain,
+            });
+        }
+        let state = state::publish(Installed {
+            armed: true,
+            policy_exit: config.policy == FatalPolicy::Exit,
+            second_crash_wait_ns: u64::try_from(config.second_crash_wait.as_nanos())
+                .unwrap_or(u64::MAX),
+            summary_to_stderr: config.summary_to_stderr,
+            termination_log_fd: config
+                .termination_log
+                .as_ref()
+                .map_or(-1, |fd| fd.as_raw_fd()),
+            enricher: config.enricher,
+            previous,
+            alarm: watchdog.handle(),
+            watchdog_timeout_ns: u64::try_from(config.watchdog_timeout.as_nanos())
+                .unwrap_or(u64::MAX),
+            owner_pid: sys::getpid(),
+        });
+        let mut handlers = FatalHandlers {
+            state,
+            replaced: Vec::with_capacity(Signal::FATAL.len()),
+            watchdog: Some(watchdog),
+            _termination_log: config.termination_log,
+            done: false,
+        };
+        for signal in Signal::FATAL {
             sys::set_action(signal.number(), &ours).map_err(|errno| Error::Sigaction {
                 signal,
                 source: io::Error::from_raw_os_error(errno),
             })?;
-            handlers.previous.push((signal, prev));
+            handlers.replaced.push(signal);
         }
+        sys::set_interposer_active(true);
         Ok(handlers)
     }
 
-    /// Restores the dispositions that were in place before [`FatalHandlers::install`] and
-    /// stops the watchdog. Alternate stacks stay installed (they are harmless and freed with
-    /// their threads).
+    /// Puts back the dispositions that were in place before [`FatalHandlers::install`] — for
+    /// each signal whose handler is still crashguard's; a handler another library installed
+    /// since stays, and if it chains to crashguard's, that one now passes the signal on as the
+    /// old disposition would have — and stops the watchdog. Alternate stacks stay installed
+    /// (they are harmless and freed with their threads).
     ///
     /// # Errors
     ///
@@ -225,17 +286,40 @@ impl FatalHandlers {
     }
 
     fn restore(&mut self) -> Result<(), Error> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        // First the handler stops recording and only passes signals on, then the dispositions
+        // go back: a signal in between is handled as the old disposition would.
+        let old = self.state;
+        state::publish(Installed {
+            armed: false,
+            termination_log_fd: -1,
+            enricher: None,
+            alarm: -1,
+            ..*old
+        });
+        let ours = sys::handler_address(&sys::fatal_action(handler::on_fatal_signal));
         let mut first_error = None;
-        for (signal, prev) in self.previous.drain(..).rev() {
-            if let Err(errno) = sys::set_action(signal.number(), &prev) {
+        for signal in self.replaced.drain(..).rev() {
+            let Some(prev) = old.previous(signal.number()) else {
+                continue;
+            };
+            let still_ours = sys::query_action(signal.number())
+                .is_ok_and(|current| sys::handler_address(&current) == ours);
+            if !still_ours {
+                continue;
+            }
+            if let Err(errno) = sys::set_action(signal.number(), &prev.action) {
                 first_error.get_or_insert(Error::Sigaction {
                     signal,
                     source: io::Error::from_raw_os_error(errno),
                 });
             }
         }
-        self.watchdog = None;
         sys::set_interposer_active(false);
+        self.watchdog = None;
         INSTALLED.store(false, Ordering::Release);
         first_error.map_or(Ok(()), Err)
     }
@@ -243,54 +327,8 @@ impl FatalHandlers {
 
 impl Drop for FatalHandlers {
     fn drop(&mut self) {
-        if INSTALLED.load(Ordering::Acquire)
-            && (!self.previous.is_empty() || self.watchdog.is_some())
-        {
-            let _ = self.restore();
-        }
+        let _ = self.restore();
     }
-}
-
-/// Runs the unwinder once outside any handler: libgcc's unwinder takes the loader lock and
-/// builds its caches on first use, which must not happen for the first time inside a handler
-/// that interrupted a thread holding that lock.
-fn warm_up() {
-    let mut frames = 0usize;
-    // SAFETY: called outside any signal handler; the closure only counts.
-    unsafe {
-        backtrace::trace_unsynchronized(|_| {
-            frames += 1;
-            frames < 8
-        });
-    }
-    let mut name = [0u8; 16];
-    let _ = assafe::current_thread_name(&mut name);
-}
-
-/// Registers a function the handler calls with the `end` section just before committing it
-/// (the facade uses it to add the thread census).
-///
-/// Async-signal-safe.
-///
-/// # Safety
-///
-/// `f` runs inside the signal handler, on a small alternate stack, at any point of any thread:
-/// it must be async-signal-safe (no allocation, locks, panics or lazy thread-locals) and use
-/// little stack (a few hundred bytes).
-pub unsafe fn set_end_enricher(f: fn(&mut End)) {
-    ENRICHER.store(f as usize, Ordering::Release);
-}
-
-/// Removes the function registered with [`set_end_enricher`].
-pub fn clear_end_enricher() {
-    ENRICHER.store(0, Ordering::Release);
-}
-
-/// Also writes the crash summary line to `fd` (the Kubernetes termination-log file, opened at
-/// install so the crash path never has to open a file); a negative `fd` stops it. The caller
-/// keeps the descriptor open for the life of the process.
-pub fn set_termination_log_fd(fd: i32) {
-    TERMINATION_LOG_FD.store(fd.max(-1), Ordering::Release);
 }
 
 #[cfg(test)]

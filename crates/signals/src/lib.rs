@@ -5,7 +5,9 @@
 //!   pages ([`altstack`]), records what happened into the armed black box
 //!   ([`crashguard_blackbox::active`]), writes a one-line summary to stderr (and optionally to a
 //!   termination-log file), and then ends the process deliberately: by default it chains to
-//!   the previous handler and re-raises so the parent still sees "killed by signal n".
+//!   the previous handler and lets the signal take its default action, so the parent still
+//!   sees "killed by signal n" — for a fault by returning into the faulting instruction, so
+//!   a core dump shows the original fault.
 //! - [`TerminationListener::start`] turns SIGTERM, SIGINT, SIGHUP (and SIGQUIT if asked) into
 //!   [`TermSignal`] messages, with the sender's pid and uid, on a crossbeam channel.
 //!
@@ -15,18 +17,23 @@
 //! only the system calls listed in `docs/async-signal-safety.md` (all on the POSIX
 //! signal-safety(7) list, or raw `syscall(2)`s), allocates nothing, takes no lock, cannot
 //! panic, and touches no lazily initialised thread-local. Buffers live in static memory owned by
-//! the first crashing thread, so the handler fits in the ~12 KiB alternate stack std gives its
-//! threads. The handler is reentrancy-safe and bounded:
+//! the first crashing thread, so the handler also fits on a small (8 KiB) alternate stack. The
+//! installed state is one immutable value behind one pointer. The handler is reentrancy-safe
+//! and bounded:
 //!
 //! - errno is saved and restored;
-//! - the first crash wins a compare-exchange on its thread id; a second crashing thread waits
+//! - signals *sent* by a process (`si_code <= 0`) are told apart from faults everywhere: a
+//!   sent signal whose disposition was `SIG_IGN` stays ignored, and one that arrives while a
+//!   crash is being handled changes nothing;
+//! - the first crash wins a compare-exchange on its thread id; a second faulting thread waits
 //!   (bounded, [`FatalConfig::second_crash_wait`]) and then dies by the default action;
-//! - a fatal signal on the thread that is already recording ends the process with exit code 84
-//!   (handler failure);
-//! - a watchdog thread, woken by a `write(2)` from the handler, ends the process with code 84
+//! - a fault inside the handler commits the original crash with what was gathered, chains, and
+//!   lets the original signal end the process; exit code 84 is left for a handler that could
+//!   record nothing;
+//! - a watchdog thread, woken by a `timerfd` the handler arms, ends the process with code 84
 //!   if the handler does not finish within [`FatalConfig::watchdog_timeout`];
-//! - the raw frames are captured with `backtrace::trace_unsynchronized`, warmed up at install
-//!   so libgcc's unwinder does not take the loader lock for the first time inside a handler.
+//! - frame 0 (the interrupted program counter), the registers and a bounded stack copy are in
+//!   the record before the unwinder runs.
 //!
 //! The termination listener does its signal-handler work through signal-hook, whose handler
 //! only stores the signal and its origin and writes to a self-pipe.
@@ -52,8 +59,8 @@
 //!   garbage collector) must install its handler after crashguard, so that it runs first.
 //! - If a shutdown or a panic exit already claimed the black box's `end` section, a crash
 //!   during it is summarised on stderr but not recorded.
-//! - A fault inside the handler or a watchdog timeout exits with 84 but leaves the `end`
-//!   section uncommitted, so the next run reports the crash as killed without warning.
+//! - A watchdog timeout exits with 84 and records `handler_failure` (or, if the record was
+//!   committed, amends its status to 84).
 //! - In a forked child the watchdog thread does not exist; the handler then runs unbounded.
 //! - Dropping the listener restores the previous dispositions; signal-hook-registry keeps its
 //!   bookkeeping, which this crate re-arms when a new listener starts.
@@ -96,18 +103,19 @@ mod context;
 mod error;
 mod fatal;
 mod handler;
+mod record;
 mod signal;
 mod stacks;
+mod state;
 mod sys;
 mod termination;
+mod unwind;
 mod watchdog;
 
 pub use error::Error;
-pub use fatal::{
-    FatalConfig, FatalHandlers, FatalPolicy, clear_end_enricher, set_end_enricher,
-    set_termination_log_fd,
-};
+pub use fatal::{FatalConfig, FatalHandlers, FatalPolicy};
 pub use signal::Signal;
+pub use state::EndEnricher;
 pub use termination::{TermSignal, TerminationListener};
 
 /// Serialises the unit tests that change process-wide state (dispositions, alternate stacks).

@@ -8,22 +8,16 @@
 //! handler-failure code. It needs nothing from the crashing thread, and unlike `alarm(2)` it
 //! takes no signal away from the application.
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use crashguard_blackbox::assafe;
 use std::io;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
+use crate::state::Installed;
 use crate::sys;
 
-/// The alarm's handle, or -1 when no watchdog runs.
-static ALARM: AtomicI32 = AtomicI32::new(-1);
-/// The handler's time budget in nanoseconds.
-static TIMEOUT_NS: AtomicU64 = AtomicU64::new(0);
-/// The process that started the watchdog: a forked child shares the alarm but not the thread,
-/// and must not arm its parent's watchdog.
-static OWNER_PID: AtomicU32 = AtomicU32::new(0);
-/// Set by `Drop` before it fires the alarm to stop the thread.
+/// Set by `Drop` before it fires the alarm to stop the thread. (The alarm's handle, budget and
+/// owner are part of the installed state.)
 static QUIT: AtomicBool = AtomicBool::new(false);
 
 /// The running watchdog thread; stopping it is `Drop`.
@@ -34,29 +28,28 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    /// Starts the watchdog thread `crashguard-wd`.
-    pub(crate) fn start(timeout: Duration) -> io::Result<Watchdog> {
+    /// Starts the watchdog thread `crashguard-wd`; the handler arms it through
+    /// [`Watchdog::handle`] (kept in the installed state).
+    pub(crate) fn start() -> io::Result<Watchdog> {
         let (alarm, handle) = sys::Alarm::new()?;
         QUIT.store(false, Ordering::Relaxed);
-        TIMEOUT_NS.store(
-            u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
         let thread = std::thread::Builder::new()
             .name("crashguard-wd".into())
             .spawn(move || run(alarm))?;
-        OWNER_PID.store(sys::getpid(), Ordering::Relaxed);
-        ALARM.store(handle, Ordering::Release);
         Ok(Watchdog {
             handle,
             thread: Some(thread),
         })
     }
+
+    /// The alarm's handle for [`arm`].
+    pub(crate) fn handle(&self) -> i32 {
+        self.handle
+    }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        ALARM.store(-1, Ordering::Release);
         QUIT.store(true, Ordering::Release);
         sys::arm_alarm(self.handle, 1);
         if let Some(thread) = self.thread.take() {
@@ -110,12 +103,12 @@ fn block_all_signals() {
     }
 }
 
-/// Starts the countdown, if a watchdog runs in this process.
+/// Starts the countdown, if a watchdog runs in this process (a forked child shares the alarm
+/// but not the thread, and must not arm its parent's watchdog).
 ///
 /// Async-signal-safe.
-pub(crate) fn arm() {
-    let handle = ALARM.load(Ordering::Acquire);
-    if handle >= 0 && OWNER_PID.load(Ordering::Relaxed) == sys::getpid() {
-        sys::arm_alarm(handle, TIMEOUT_NS.load(Ordering::Relaxed));
+pub(crate) fn arm(state: &Installed) {
+    if state.alarm >= 0 && state.owner_pid == sys::getpid() {
+        sys::arm_alarm(state.alarm, state.watchdog_timeout_ns);
     }
 }

@@ -81,22 +81,27 @@ pub(crate) fn handler_address(action: &libc::sigaction) -> usize {
     action.sa_sigaction
 }
 
-/// Whether a sigaction's handler takes three arguments.
-///
-/// Async-signal-safe.
-pub(crate) fn takes_siginfo(flags: usize) -> bool {
-    flags & (libc::SA_SIGINFO as usize) != 0
+/// Decodes a sigaction into its typed disposition (once, at install: the handler only ever
+/// calls typed function pointers).
+pub(crate) fn disposition(action: &libc::sigaction) -> crate::state::Disposition {
+    use crate::state::Disposition;
+    match action.sa_sigaction {
+        libc::SIG_DFL => Disposition::Default,
+        libc::SIG_IGN => Disposition::Ignore,
+        addr if action.sa_flags & libc::SA_SIGINFO != 0 => {
+            type Action = unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+            // SAFETY: with SA_SIGINFO, the kernel calls `sa_sigaction` with this signature;
+            // the address is not SIG_DFL or SIG_IGN, so it is a function.
+            Disposition::Action(unsafe { mem::transmute::<usize, Action>(addr) })
+        }
+        addr => {
+            type Handler = unsafe extern "C" fn(c_int);
+            // SAFETY: without SA_SIGINFO, the kernel calls `sa_handler` with the signal number
+            // only; the address is not SIG_DFL or SIG_IGN, so it is a function.
+            Disposition::Handler(unsafe { mem::transmute::<usize, Handler>(addr) })
+        }
+    }
 }
-
-/// The flags of a sigaction, widened for storage in an atomic.
-pub(crate) fn action_flags(action: &libc::sigaction) -> usize {
-    action.sa_flags as usize
-}
-
-/// `SIG_DFL` and `SIG_IGN` as handler addresses.
-pub(crate) const SIG_DFL_ADDR: usize = libc::SIG_DFL;
-/// See [`SIG_DFL_ADDR`].
-pub(crate) const SIG_IGN_ADDR: usize = libc::SIG_IGN;
 
 /// The page size.
 pub(crate) fn page_size() -> usize {

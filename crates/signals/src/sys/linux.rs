@@ -191,18 +191,29 @@ pub(crate) fn read_checked(src: usize, dst: &mut [u8]) -> usize {
     }
 }
 
-/// `si_addr`, `si_pid` and `si_uid` of a siginfo; the latter two only mean something for
-/// signals sent by a process.
+/// `si_code` of a SIGBUS for an action-optional machine check: asynchronous, not raised by
+/// the interrupted instruction.
+pub(crate) const BUS_MCEERR_AO: i32 = 5;
+
+/// `si_code`, `si_addr`, `si_pid` and `si_uid` of a siginfo; the last two only mean something
+/// for signals sent by a process.
 ///
 /// Async-signal-safe.
 ///
 /// # Safety
 ///
 /// `info` must point to the siginfo the kernel passed to an `SA_SIGINFO` handler.
-pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (usize, u32, u32) {
+pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (i32, usize, u32, u32) {
     // SAFETY: reading the union members through libc's accessors; the caller decides which
     // of them are meaningful from si_code.
-    unsafe { (info.si_addr() as usize, info.si_pid() as u32, info.si_uid()) }
+    unsafe {
+        (
+            info.si_code,
+            info.si_addr() as usize,
+            info.si_pid() as u32,
+            info.si_uid(),
+        )
+    }
 }
 
 /// A one-shot alarm for the watchdog: a `timerfd` that a thread blocks on. Arming it from the

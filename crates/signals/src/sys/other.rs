@@ -66,15 +66,23 @@ pub(crate) fn read_checked(_src: usize, _dst: &mut [u8]) -> usize {
     0
 }
 
-/// `si_addr`, `si_pid` and `si_uid` of a siginfo.
+/// Machine-check codes are Linux's; no code matches here.
+pub(crate) const BUS_MCEERR_AO: i32 = i32::MIN;
+
+/// `si_code`, `si_addr`, `si_pid` and `si_uid` of a siginfo.
 ///
 /// Async-signal-safe.
 ///
 /// # Safety
 ///
 /// `info` must point to the siginfo the kernel passed to an `SA_SIGINFO` handler.
-pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (usize, u32, u32) {
-    (info.si_addr as usize, info.si_pid as u32, info.si_uid)
+pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (i32, usize, u32, u32) {
+    (
+        info.si_code,
+        info.si_addr as usize,
+        info.si_pid as u32,
+        info.si_uid,
+    )
 }
 
 /// A one-shot alarm for the watchdog, built on a pipe: arming writes the delay, the waiting

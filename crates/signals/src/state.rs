@@ -1,0 +1,139 @@
+//! The fatal handlers' installed state: one immutable value behind one pointer.
+//!
+//! [`crate::FatalHandlers::install`] builds an [`Installed`] (the configuration, the typed
+//! dispositions it replaced, the enricher, the termination-log descriptor, the watchdog's alarm)
+//! and publishes it with one release store; the handler reads it with one acquire load and never
+//! sees a half-configured value. Uninstalling publishes a *disarmed* copy instead of null: a
+//! library that installed its handler after crashguard may still chain to ours, and ours must
+//! then pass the signal on exactly as the disposition before crashguard would have handled it.
+//!
+//! Published values are leaked, never freed: a handler on another thread may hold the reference
+//! at any moment. One value (a few hundred bytes) per install.
+//!
+//! (signal-hook-registry's `GlobalData` is the model.)
+
+use core::ffi::{c_int, c_void};
+use core::fmt;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crashguard_blackbox::layout::End;
+
+use crate::Signal;
+
+/// Something the fatal handler calls with the `end` section just before committing it (the
+/// facade adds the thread census this way).
+///
+/// # Safety
+///
+/// [`EndEnricher::enrich`] runs inside the fatal-signal handler, on a thread that may have been
+/// interrupted anywhere (holding the allocator's lock, in the middle of `printf`), on an
+/// alternate stack that may be as small as 8 KiB. An implementation must be async-signal-safe:
+/// no allocation, no lock, no panic, no lazily initialised thread-local, only functions on the
+/// POSIX signal-safety(7) list or raw system calls; it must use at most a few hundred bytes of
+/// stack and finish in a bounded time (the watchdog ends the process otherwise). It may only
+/// write to the `end` section it is given.
+pub unsafe trait EndEnricher: Sync + 'static {
+    /// Adds to the record. Async-signal-safe.
+    fn enrich(&self, end: &mut End);
+}
+
+/// A disposition the fatal handlers replaced, decoded once at install into its typed form.
+#[derive(Clone, Copy)]
+pub(crate) enum Disposition {
+    /// `SIG_DFL`: the signal's default action.
+    Default,
+    /// `SIG_IGN`.
+    Ignore,
+    /// A plain `sa_handler`.
+    Handler(unsafe extern "C" fn(c_int)),
+    /// An `SA_SIGINFO` `sa_sigaction`.
+    Action(unsafe extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void)),
+}
+
+impl fmt::Debug for Disposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Disposition::Default => "SIG_DFL",
+            Disposition::Ignore => "SIG_IGN",
+            Disposition::Handler(_) => "handler",
+            Disposition::Action(_) => "sigaction",
+        })
+    }
+}
+
+/// One fatal signal's replaced disposition: the raw `sigaction` to restore, and how to chain.
+#[derive(Clone, Copy)]
+pub(crate) struct Previous {
+    pub(crate) signal: Signal,
+    pub(crate) action: libc::sigaction,
+    pub(crate) chain: Disposition,
+}
+
+impl fmt::Debug for Previous {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?}", self.signal, self.chain)
+    }
+}
+
+/// Everything the fatal handler needs, fixed at install.
+pub(crate) struct Installed {
+    /// False once uninstalled: the handler then only passes signals on (see the module docs).
+    pub(crate) armed: bool,
+    /// `FatalPolicy::Exit`.
+    pub(crate) policy_exit: bool,
+    pub(crate) second_crash_wait_ns: u64,
+    pub(crate) summary_to_stderr: bool,
+    /// The termination-log descriptor, or -1.
+    pub(crate) termination_log_fd: i32,
+    pub(crate) enricher: Option<&'static dyn EndEnricher>,
+    /// The dispositions replaced, one per signal of [`Signal::FATAL`], in that order.
+    pub(crate) previous: [Option<Previous>; Signal::FATAL.len()],
+    /// The watchdog's alarm handle, or -1, and its budget.
+    pub(crate) alarm: i32,
+    pub(crate) watchdog_timeout_ns: u64,
+    /// The process that installed: a forked child shares the alarm but not the watchdog thread.
+    pub(crate) owner_pid: u32,
+}
+
+impl Installed {
+    /// The replaced disposition of `signo`, if it is one of ours.
+    ///
+    /// Async-signal-safe.
+    pub(crate) fn previous(&self, signo: c_int) -> Option<&Previous> {
+        self.previous
+            .iter()
+            .flatten()
+            .find(|p| p.signal.number() == signo)
+    }
+}
+
+impl fmt::Debug for Installed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Installed")
+            .field("armed", &self.armed)
+            .field("policy_exit", &self.policy_exit)
+            .field("previous", &self.previous)
+            .field("enricher", &self.enricher.is_some())
+            .field("termination_log_fd", &self.termination_log_fd)
+            .finish_non_exhaustive()
+    }
+}
+
+static CURRENT: AtomicPtr<Installed> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The state the handler works with, if handlers were ever installed.
+///
+/// Async-signal-safe.
+pub(crate) fn current() -> Option<&'static Installed> {
+    let p = CURRENT.load(Ordering::Acquire);
+    // SAFETY: CURRENT only ever holds null or a pointer from `Box::leak` in `publish`, never
+    // freed, so a non-null value is valid for 'static.
+    unsafe { p.as_ref() }
+}
+
+/// Publishes `state` for the handler (leaking it: see the module docs).
+pub(crate) fn publish(state: Installed) -> &'static Installed {
+    let leaked: &'static Installed = Box::leak(Box::new(state));
+    CURRENT.store((leaked as *const Installed).cast_mut(), Ordering::Release);
+    leaked
+}
