@@ -13,6 +13,7 @@ use crate::layout::*;
 use crate::names::{code_is_sent, code_name, signal_name};
 use crate::outcome::Outcome;
 use crate::report::*;
+use crate::shutdown_kinds::{HookStatus, ShutdownTrigger};
 use crate::time::format_rfc3339_ns;
 
 /// Why bytes are not a readable black box.
@@ -449,34 +450,18 @@ fn decode_shutdown(s: &ShutdownRecord) -> Option<ShutdownInfo> {
     if !seq_ok(s.seq, s.valid) {
         return None;
     }
-    let reason = match s.reason {
-        REASON_SIGNAL => "signal",
-        REASON_APP => "app",
-        REASON_MEMORY => "memory_budget",
-        REASON_THREADS => "thread_budget",
-        REASON_PANIC => "panic",
-        _ => "unknown",
-    };
     let hooks = s
         .hooks
         .iter()
         .take((s.hook_count as usize).min(MAX_HOOKS))
         .map(|h| HookInfo {
             name: text(&h.name, h.name_len),
-            status: match h.status {
-                HOOK_OK => "ok",
-                HOOK_PANICKED => "panicked",
-                HOOK_TIMED_OUT => "timed_out",
-                HOOK_SKIPPED => "skipped",
-                HOOK_RUNNING => "running",
-                _ => "pending",
-            }
-            .to_owned(),
+            status: HookStatus::from_code(h.status),
             duration_ms: h.duration_us as f64 / 1000.0,
         })
         .collect();
     Some(ShutdownInfo {
-        reason: reason.to_owned(),
+        reason: ShutdownTrigger::from_code(s.reason),
         signal: (s.signal != 0).then(|| {
             let mut info = signal_info(s.signal, 0, 0, s.sender_pid, s.sender_uid);
             // The coordinator stores 0 when the kernel did not say who sent the signal.

@@ -236,7 +236,7 @@ pub struct PanicRecord {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HookRecord {
-    /// One of the `HOOK_*` constants.
+    /// [`HookStatus::code`](crate::HookStatus::code): one of the `HOOK_*` constants.
     pub status: u32,
     /// Length of the valid prefix of `name`.
     pub name_len: u32,
@@ -275,7 +275,7 @@ pub struct ShutdownRecord {
     pub sender_pid: u32,
     /// `si_uid` of the sender, or `u32::MAX` when unknown.
     pub sender_uid: u32,
-    /// One of the `REASON_*` constants.
+    /// [`ShutdownTrigger::code`](crate::ShutdownTrigger::code): one of the `REASON_*` constants.
     pub reason: u32,
     /// The grace period, in milliseconds.
     pub grace_ms: u64,

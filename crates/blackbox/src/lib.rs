@@ -64,6 +64,7 @@ mod names;
 mod open;
 mod outcome;
 mod report;
+mod shutdown_kinds;
 pub mod signature;
 mod store;
 mod sys;
@@ -82,6 +83,7 @@ pub use open::{
 };
 pub use outcome::Outcome;
 pub use report::*;
+pub use shutdown_kinds::{HookStatus, ShutdownTrigger};
 pub use store::{
     Retention, StoredReport, keep_unreadable, list_reports, read_report, reports_dir, write_report,
 };

@@ -4,12 +4,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
+use crate::shutdown_kinds::{HookStatus, ShutdownTrigger};
 
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The signal that ended the run (or asked it to shut down).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SignalInfo {
     /// Signal number.
     pub number: u32,
@@ -29,6 +31,7 @@ pub struct SignalInfo {
 
 /// A thread, by kernel id and name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ThreadInfo {
     /// Kernel thread id.
     pub tid: u32,
@@ -38,6 +41,7 @@ pub struct ThreadInfo {
 
 /// A panic's message and location.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PanicInfo {
     /// The payload, when it was a string.
     pub message: String,
@@ -50,6 +54,7 @@ pub struct PanicInfo {
 /// One stack frame. Raw fields come from the black box; `symbol`, `file` and `line` are filled by
 /// symbolization after the fact (by the next run or the CLI).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Frame {
     /// The absolute instruction pointer, as `0x...`.
     pub ip: String,
@@ -69,6 +74,7 @@ pub struct Frame {
 
 /// One breadcrumb.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BreadcrumbInfo {
     /// RFC 3339 UTC time.
     pub at: String,
@@ -80,6 +86,7 @@ pub struct BreadcrumbInfo {
 
 /// The last resource sample before the end.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Resources {
     /// Resident set size.
     pub rss_bytes: Option<u64>,
@@ -103,6 +110,7 @@ pub struct Resources {
 
 /// The allocation that the memory budget refused (or that the allocator failed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AllocationInfo {
     /// Bytes requested.
     pub request_bytes: u64,
@@ -120,20 +128,22 @@ pub struct AllocationInfo {
 
 /// One shutdown hook's fate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct HookInfo {
     /// Name given to `on_shutdown`.
     pub name: String,
-    /// `ok`, `panicked`, `timed_out`, `skipped`, `running` or `pending`.
-    pub status: String,
+    /// What became of it.
+    pub status: HookStatus,
     /// How long it ran, in milliseconds.
     pub duration_ms: f64,
 }
 
 /// The graceful shutdown, when one began.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ShutdownInfo {
-    /// `signal`, `app`, `memory_budget`, `thread_budget` or `panic`.
-    pub reason: String,
+    /// What started it.
+    pub reason: ShutdownTrigger,
     /// The termination signal, when a signal asked.
     pub signal: Option<SignalInfo>,
     /// RFC 3339 UTC time of the request.
@@ -146,6 +156,7 @@ pub struct ShutdownInfo {
 
 /// A thread-name group of a census.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CensusGroup {
     /// Threads whose names differ only in trailing digits share a group (`worker-`).
     pub name: String,
@@ -155,6 +166,7 @@ pub struct CensusGroup {
 
 /// Threads alive when the run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ThreadCensus {
     /// All threads counted.
     pub total: u32,
@@ -164,6 +176,7 @@ pub struct ThreadCensus {
 
 /// A loaded module, as captured at install.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ModuleInfo {
     /// Path.
     pub path: String,
@@ -178,6 +191,7 @@ pub struct ModuleInfo {
 /// The crashing thread's machine state, recorded by the fatal handler: what a minidump writer
 /// or an offline unwinder needs besides the modules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CrashContext {
     /// `x86_64` or `aarch64`.
     pub arch: String,
@@ -195,6 +209,7 @@ pub struct CrashContext {
 
 /// A copy of memory from the crashed process.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StackMemory {
     /// Address of the first byte, `0x...`.
     pub start: String,
@@ -227,6 +242,7 @@ impl StackMemory {
 
 /// Everything known about how one run ended. See `docs/report-format.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -319,7 +335,7 @@ impl Report {
                         let _ = write!(s, " from pid {pid}");
                     }
                 }
-                Some(sd) if !sd.reason.is_empty() => {
+                Some(sd) if sd.reason != ShutdownTrigger::Unknown => {
                     let _ = write!(s, "shut down cleanly ({})", sd.reason);
                 }
                 _ => s.push_str("exited cleanly"),

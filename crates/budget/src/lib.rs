@@ -64,3 +64,5 @@ mod sys;
 pub mod thread;
 
 pub use error::{Error, Result};
+// The type `Error::Parse` carries, next to the error itself.
+pub use kernel::ParseError;

@@ -2,21 +2,30 @@
 
 use std::path::PathBuf;
 
+use crashguard_blackbox::Resources;
 use crashguard_budget::Error;
 use crashguard_budget::memory::{
-    LastMemory, OomEvidence, OomScoreAdj, Verdict, find_oom_kill_line, oom_verdict, scan_kmsg_at,
+    OomEvidence, OomScoreAdj, Verdict, find_oom_kill_line, oom_verdict, scan_kmsg_at,
 };
 use proptest::prelude::*;
 
-fn last() -> LastMemory {
-    LastMemory {
-        rss_bytes: Some(100),
-        heap_bytes: Some(80),
-        cgroup_current_bytes: Some(500),
-        cgroup_max_bytes: Some(1000),
-        oom_kill_count: Some(2),
-        memory_budget_bytes: Some(1000),
-    }
+/// The last heartbeat's figures, as the report carries them.
+fn last() -> Resources {
+    let mut r = Resources::default();
+    r.rss_bytes = Some(100);
+    r.heap_bytes = Some(80);
+    r.cgroup_memory_current = Some(500);
+    r.cgroup_memory_max = Some(1000);
+    r.oom_kill_count = Some(2);
+    r.memory_budget = Some(1000);
+    r
+}
+
+/// `last()` changed by `f`.
+fn last_with(f: impl FnOnce(&mut Resources)) -> Resources {
+    let mut r = last();
+    f(&mut r);
+    r
 }
 
 #[test]
@@ -52,10 +61,7 @@ fn a_reset_counter_says_nothing() {
 
 #[test]
 fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
-    let l = LastMemory {
-        cgroup_current_bytes: Some(950),
-        ..last()
-    };
+    let l = last_with(|r| r.cgroup_memory_current = Some(950));
     assert_eq!(
         oom_verdict(&l, Some(2)),
         Verdict::LikelyOomKilled {
@@ -66,11 +72,10 @@ fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
         }
     );
     // Without the counting allocator the budget is measured on RSS.
-    let l = LastMemory {
-        rss_bytes: Some(900),
-        heap_bytes: None,
-        ..last()
-    };
+    let l = last_with(|r| {
+        r.rss_bytes = Some(900);
+        r.heap_bytes = None;
+    });
     assert_eq!(
         oom_verdict(&l, None),
         Verdict::LikelyOomKilled {
@@ -80,42 +85,24 @@ fn usage_near_the_cgroup_limit_or_the_budget_is_evidence() {
             }
         }
     );
-    let l = LastMemory {
-        rss_bytes: Some(899),
-        heap_bytes: None,
-        ..last()
-    };
+    let l = last_with(|r| {
+        r.rss_bytes = Some(899);
+        r.heap_bytes = None;
+    });
     assert_eq!(oom_verdict(&l, None), Verdict::KilledBySigkillOrPowerLoss);
     // With it, the heap is the measure: a large RSS baseline is not evidence.
-    let l = LastMemory {
-        rss_bytes: Some(2000),
-        heap_bytes: Some(80),
-        ..last()
-    };
+    let l = last_with(|r| {
+        r.rss_bytes = Some(2000);
+        r.heap_bytes = Some(80);
+    });
     assert_eq!(oom_verdict(&l, None), Verdict::KilledBySigkillOrPowerLoss);
     assert_eq!(
-        oom_verdict(&LastMemory::default(), None),
+        oom_verdict(&Resources::default(), None),
         Verdict::KilledBySigkillOrPowerLoss
     );
     assert_eq!(
         Verdict::KilledBySigkillOrPowerLoss.describe(),
         "killed by SIGKILL or power loss"
-    );
-}
-
-#[test]
-fn heartbeat_fields_map_sentinels_to_unknown() {
-    let l = LastMemory::from_heartbeat_fields(0, u64::MAX, 5, u64::MAX, 1, 9);
-    assert_eq!(
-        l,
-        LastMemory {
-            rss_bytes: None,
-            heap_bytes: None,
-            cgroup_current_bytes: Some(5),
-            cgroup_max_bytes: None,
-            oom_kill_count: Some(1),
-            memory_budget_bytes: Some(9),
-        }
     );
 }
 

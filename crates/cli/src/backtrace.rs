@@ -138,11 +138,12 @@ pub fn apply(report: &Report, resolved: &Resolved) -> Report {
             }
             rf.locations
                 .iter()
-                .map(|l| Frame {
-                    symbol: l.function.clone(),
-                    file: l.file.clone(),
-                    line: l.line,
-                    ..rf.frame.clone()
+                .map(|l| {
+                    let mut frame = rf.frame.clone();
+                    frame.symbol = l.function.clone();
+                    frame.file = l.file.clone();
+                    frame.line = l.line;
+                    frame
                 })
                 .collect()
         })

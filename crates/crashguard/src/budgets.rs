@@ -255,11 +255,7 @@ unsafe impl crashguard_signals::EndEnricher for Census {
 /// cgroup's `oom_kill` counter now, and the kernel log's "Killed process" line.
 pub(crate) fn refine_verdict(report: &mut Report) {
     debug_assert_eq!(report.outcome, Outcome::KilledWithoutWarning);
-    let last = report
-        .resources
-        .as_ref()
-        .map(memory::LastMemory::from)
-        .unwrap_or_default();
+    let last = report.resources.clone().unwrap_or_default();
     let current = MemoryProbe::new()
         .ok()
         .and_then(|mut p| p.sample().ok())

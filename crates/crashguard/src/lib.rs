@@ -122,9 +122,19 @@ pub use shutdown::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal
 /// The report types, for code that inspects [`Report`] in detail.
 pub mod report {
     pub use crashguard_blackbox::{
-        AllocationInfo, BreadcrumbInfo, CensusGroup, Frame, HookInfo, ModuleInfo, PanicInfo,
-        Resources, ShutdownInfo, SignalInfo, ThreadCensus, ThreadInfo,
+        AllocationInfo, BreadcrumbInfo, CensusGroup, CrashContext, Frame, HookInfo, HookStatus,
+        ModuleInfo, PanicInfo, Resources, ShutdownInfo, ShutdownTrigger, SignalInfo, StackMemory,
+        ThreadCensus, ThreadInfo,
     };
+}
+
+/// The lower crates' errors that [`Error`]'s variants carry, so that code matching on them
+/// needs no dependency of its own on those crates.
+pub mod errors {
+    pub use crashguard_blackbox::Error as BlackBoxError;
+    pub use crashguard_budget::Error as BudgetError;
+    pub use crashguard_budget::thread::{SpawnError, ThreadError};
+    pub use crashguard_signals::Error as SignalsError;
 }
 
 /// Records a breadcrumb: a short message kept in the black box's ring, so the report of a crash

@@ -30,7 +30,7 @@ pub use budget::{
     BudgetBasis, DEFAULT_HARD_FRACTION, DEFAULT_SOFT, Measure, MemoryBudget, ResolvedBudget,
 };
 pub use kmsg::{find_oom_kill_line, scan_kmsg, scan_kmsg_at};
-pub use oom::{LastMemory, NEAR_LIMIT, OomEvidence, OomScoreAdj, Verdict, oom_verdict};
+pub use oom::{NEAR_LIMIT, OomEvidence, OomScoreAdj, Verdict, oom_verdict};
 // The kernel reader's types that appear in this module's API, so users need one import.
 pub use crate::kernel::{CgroupVersion, Limit, ParseError, Pressure};
 pub use probe::{CgroupLocation, CgroupSample, MemoryProbe, MemorySample};
