@@ -43,10 +43,10 @@ pub fn install_and_announce(config: crashguard::Config) -> Result<crashguard::Gu
     ));
     let installed = serde_json::json!({
         "blackbox": guard.blackbox_path(),
-        "stored_at": guard.previous_report_path(),
-        "previous_error": guard.previous_run_error().map(|e| e.to_string()),
-        "previous_saved_to": guard.previous_run_error().and_then(|e| e.saved_to.clone()),
-        "store_error": guard.previous_report_error().map(|e| chain(e)),
+        "stored_at": guard.previous().stored_at(),
+        "previous_error": guard.previous().read_error().map(|e| e.to_string()),
+        "previous_saved_to": guard.previous().read_error().and_then(|e| e.saved_to.clone()),
+        "store_error": guard.previous().store_error().map(|e| chain(e)),
     });
     say(&format!("INSTALLED {installed}"));
     Ok(guard)

@@ -80,7 +80,7 @@ fn a_report_that_cannot_be_stored_is_still_handed_over_with_the_reason() {
     assert_eq!(installed.stored_at, None, "{second}");
     let why = installed
         .store_error
-        .expect("previous_report_error() is Some");
+        .expect("previous().store_error() is Some");
     assert!(
         why.contains("not a directory") && why.contains("reports"),
         "unclear reason: {why}"
@@ -107,7 +107,7 @@ fn assert_corruption_handled(label: &str, corrupt: impl FnOnce(&mut Vec<u8>), ex
     let installed = second.installed();
     let error = installed
         .previous_error
-        .expect("previous_run_error() is Some");
+        .expect("previous().read_error() is Some");
     assert!(
         error.starts_with("previous run's black box is unreadable: ") && error.contains(expected),
         "unclear error: {error}"

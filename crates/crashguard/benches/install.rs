@@ -192,7 +192,7 @@ fn main() {
         "the recorded frames are symbolized"
     );
     assert!(
-        guard.previous_report_path().is_some(),
+        guard.previous().stored_at().is_some(),
         "the report is stored"
     );
     drop(guard);

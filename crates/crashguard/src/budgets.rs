@@ -2,10 +2,10 @@
 //! samplers, the allocator's hard limit, the hard thresholds that start a shutdown, the census
 //! in crash records, and the verdict on a run that vanished.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crashguard_blackbox::layout::End;
-use crashguard_blackbox::{BlackBox, Outcome, Report};
+use crashguard_blackbox::{Outcome, Report};
 use crashguard_budget::memory::{
     self, MemoryBudget, MemoryProbe, MemorySampler, ResolvedBudget, SamplerCallbacks,
 };
@@ -15,8 +15,11 @@ use crate::memory::{MemoryStatus, SoftCallback};
 use crate::shutdown::{ShutdownHandle, ShutdownReason};
 use crate::{Config, Error};
 
-/// The shutdown handle the thread-exhaustion callback (a plain `fn`) reaches.
-static EXHAUSTED_HANDLE: Mutex<Option<ShutdownHandle>> = Mutex::new(None);
+/// The shutdown handle the thread-exhaustion callback (a plain `fn`, the budget crate's
+/// extension point) reaches: one immutable value behind one pointer, published by `start` and
+/// taken away by `drop`. A published handle is never freed — a spawn failing on another thread
+/// may be reading it — which leaks one handle per installation.
+static EXHAUSTED: AtomicPtr<ShutdownHandle> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The running samplers.
 #[derive(Debug)]
@@ -71,11 +74,7 @@ fn split(budget: MemoryBudget, share: f64) -> (MemoryBudget, Option<u64>) {
 }
 
 impl Budgets {
-    pub(crate) fn start(
-        config: &Config,
-        _bb: &'static BlackBox,
-        shutdown: ShutdownHandle,
-    ) -> Result<Self, Error> {
+    pub(crate) fn start(config: &Config, shutdown: ShutdownHandle) -> Result<Self, Error> {
         let mut budgets = Budgets {
             memory: None,
             threads: None,
@@ -120,8 +119,8 @@ impl Budgets {
             thread::set_budget(Some(budget)).map_err(Error::ThreadBudget)?;
             let mut builder = ThreadSampler::builder(budget);
             if budget.policy_kind() == ThreadPolicy::Exit {
-                *EXHAUSTED_HANDLE.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(shutdown.clone());
+                let leaked: &'static mut ShutdownHandle = Box::leak(Box::new(shutdown.clone()));
+                EXHAUSTED.store(leaked, Ordering::Release);
                 thread::set_exhausted_callback(on_thread_exhausted);
                 let hard = shutdown.clone();
                 builder = builder.on_hard(move |e| {
@@ -133,10 +132,8 @@ impl Budgets {
             }
             match builder.start() {
                 Ok(s) => budgets.threads = Some(s),
-                Err(e) => {
-                    budgets.stop();
-                    return Err(Error::ThreadBudget(e));
-                }
+                // Dropping `budgets` stops what was started.
+                Err(e) => return Err(Error::ThreadBudget(e)),
             }
         }
         Ok(budgets)
@@ -157,18 +154,22 @@ impl Budgets {
         let (_, used) = t.resolved.usage(&sample)?;
         Some(t.status(used))
     }
+}
 
-    pub(crate) fn stop(self) {
-        if let Some(m) = self.memory {
-            m.stop();
-            memory::set_hard_limit(None);
-            memory::set_soft_limit(None);
-        }
-        if let Some(t) = self.threads {
+impl Drop for Budgets {
+    /// Stops the samplers and takes the limits and callbacks back, in the reverse order of
+    /// `start`.
+    fn drop(&mut self) {
+        if let Some(t) = self.threads.take() {
             t.stop();
             let _ = thread::set_budget(None);
             thread::clear_exhausted_callback();
-            *EXHAUSTED_HANDLE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            EXHAUSTED.store(std::ptr::null_mut(), Ordering::Release);
+        }
+        if let Some(m) = self.memory.take() {
+            m.stop();
+            memory::set_hard_limit(None);
+            memory::set_soft_limit(None);
         }
     }
 }
@@ -212,42 +213,11 @@ fn callbacks(
 }
 
 fn on_thread_exhausted(err: &SpawnError) {
-    let handle = EXHAUSTED_HANDLE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    if let Some(h) = handle {
+    // SAFETY: a non-null pointer comes from `Box::leak` in `start` and is never freed.
+    if let Some(h) = unsafe { EXHAUSTED.load(Ordering::Acquire).as_ref() } {
         // The summary names the limit hit and the largest thread group; the report's census
         // has the rest.
         h.request(ShutdownReason::ThreadBudget(err.summary()));
-    }
-}
-
-/// Adds the thread census to an end record (the shutdown runner's ends).
-///
-/// Async-signal-safe.
-pub(crate) fn enrich_end(end: &mut End) {
-    thread::census_raw_into(
-        &mut end.census,
-        &mut end.census_count,
-        &mut end.census_total,
-    );
-}
-
-/// The census as the fatal handlers' enricher, given to them at install.
-#[derive(Debug)]
-pub(crate) struct Census;
-
-/// The one census enricher.
-pub(crate) static CENSUS: Census = Census;
-
-// SAFETY: `census_raw_into` is the async-signal-safe census (open/getdents64/openat/read/close
-// into the record, stack buffers of about 1 KiB, bounded in tasks and time), written for the
-// handler path.
-unsafe impl crashguard_signals::EndEnricher for Census {
-    /// Async-signal-safe.
-    fn enrich(&self, end: &mut End) {
-        enrich_end(end);
     }
 }
 

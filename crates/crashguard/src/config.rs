@@ -129,9 +129,13 @@ impl Config {
         }
     }
 
-    /// Where black boxes and reports live. Default: `$XDG_STATE_HOME/<app>` when
-    /// `XDG_STATE_HOME` is set, else `./crash-reports`. Created with mode 0700; a symbolic link
-    /// is refused.
+    /// Where black boxes and reports live. Default: `$STATE_DIRECTORY/crash-reports` under
+    /// systemd with `StateDirectory=` (the first directory when it lists several), else
+    /// `$XDG_STATE_HOME/<app>` when `XDG_STATE_HOME` is set, else `./crash-reports` (which is
+    /// `/crash-reports` for a service started by systemd without `WorkingDirectory=`, and lost
+    /// with a container's filesystem: `install()` warns when the directory is on a container's
+    /// overlay root; see `docs/operations.md`). Created with mode 0700; a symbolic link is
+    /// refused.
     pub fn report_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.report_dir = Some(dir.as_ref().to_owned());
         self
@@ -273,15 +277,21 @@ impl Config {
         self
     }
 
-    /// Installs crashguard: see [`crate::install`].
-    pub fn install(self) -> Result<crate::Guard, Error> {
-        crate::install::install(self)
-    }
-
     /// The report directory this configuration resolves to.
     pub fn resolved_report_dir(&self) -> PathBuf {
         if let Some(d) = &self.report_dir {
             return d.clone();
+        }
+        if let Some(dirs) = std::env::var_os("STATE_DIRECTORY") {
+            use std::os::unix::ffi::OsStrExt;
+            let first = dirs
+                .as_bytes()
+                .split(|&b| b == b':')
+                .next()
+                .filter(|d| d.first() == Some(&b'/'));
+            if let Some(d) = first {
+                return Path::new(std::ffi::OsStr::from_bytes(d)).join("crash-reports");
+            }
         }
         match std::env::var_os("XDG_STATE_HOME") {
             Some(base) if !base.is_empty() => PathBuf::from(base).join(&self.app),

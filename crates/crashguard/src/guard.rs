@@ -1,24 +1,19 @@
 //! [`Guard`]: the handle `install()` returns. Keep it alive for the life of the service.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crashguard_blackbox::{BlackBox, ExitCode, Report};
-use crashguard_signals::FatalHandlers;
+use crashguard_blackbox::{ExitCode, Report};
 
-use crate::Config;
-use crate::budgets::Budgets;
-use crate::previous::{PreviousRun, PreviousRunError};
+use crate::install::Installation;
+use crate::previous::PreviousRun;
 use crate::shutdown::{Coordinator, ShutdownSignal};
+use crate::{Config, Error};
 
-pub(crate) struct Inner {
-    pub(crate) config: Config,
-    pub(crate) report_dir: PathBuf,
-    pub(crate) blackbox: &'static BlackBox,
-    pub(crate) previous: PreviousRun,
-    pub(crate) fatal: Option<FatalHandlers>,
-    pub(crate) shutdown: Option<Coordinator>,
-    pub(crate) budgets: Option<Budgets>,
-    pub(crate) panic_hook: Option<crate::panic::PanicHook>,
+impl Config {
+    /// Installs crashguard: see [`crate::install`].
+    pub fn install(self) -> Result<Guard, Error> {
+        crate::install::install(self).map(|inner| Guard { inner })
+    }
 }
 
 /// crashguard, installed. Dropping the guard records a clean exit, restores the signal
@@ -36,7 +31,8 @@ pub(crate) struct Inner {
 /// ```
 #[must_use = "dropping the Guard uninstalls crashguard at once; keep it alive in main()"]
 pub struct Guard {
-    inner: Inner,
+    /// Dropping it undoes `install()` step by step, in reverse.
+    inner: Installation,
 }
 
 impl std::fmt::Debug for Guard {
@@ -44,38 +40,23 @@ impl std::fmt::Debug for Guard {
         f.debug_struct("Guard")
             .field("app", &self.inner.config.app)
             .field("report_dir", &self.inner.report_dir)
-            .field("blackbox", &self.inner.blackbox.path())
+            .field("blackbox", &self.inner.blackbox().path())
             .finish_non_exhaustive()
     }
 }
 
 impl Guard {
-    pub(crate) fn new(inner: Inner) -> Self {
-        Guard { inner }
-    }
-
-    /// How the previous run in this slot ended, if a previous run left a readable black box.
-    /// Check [`Report::outcome`]: a clean exit is reported too.
+    /// How the previous run in this slot ended, if a previous run left a readable black box:
+    /// the shorthand for `guard.previous().report()`. Check [`Report::outcome`]: a clean exit
+    /// is reported too.
     pub fn previous_run(&self) -> Option<&Report> {
-        self.inner.previous.report.as_ref()
+        self.inner.previous.report()
     }
 
-    /// Where the previous run's report was stored (only abnormal ends are stored).
-    pub fn previous_report_path(&self) -> Option<&Path> {
-        self.inner.previous.stored_at.as_deref()
-    }
-
-    /// Why the previous run's report could not be written to the report directory, if it
-    /// could not (a full disk, a `reports` entry that is not a directory). The report is still
-    /// available from [`Guard::previous_run`]; log it, because its black box has been reset.
-    pub fn previous_report_error(&self) -> Option<&crashguard_blackbox::Error> {
-        self.inner.previous.store_error.as_ref()
-    }
-
-    /// Why the previous run's black box could not be read, if it could not. Its bytes were kept
-    /// in the report directory, and this run started with a fresh black box.
-    pub fn previous_run_error(&self) -> Option<&PreviousRunError> {
-        self.inner.previous.error.as_ref()
+    /// Everything install found of the previous run in this slot: its report, where the
+    /// report was stored, why it could not be stored or read.
+    pub fn previous(&self) -> &PreviousRun {
+        &self.inner.previous
     }
 
     /// The report directory in use.
@@ -85,15 +66,11 @@ impl Guard {
 
     /// The black-box file of this run (`crashguard inspect` reads it, even while running).
     pub fn blackbox_path(&self) -> &Path {
-        self.inner.blackbox.path()
+        self.inner.blackbox().path()
     }
 
     fn coordinator(&self) -> &Coordinator {
-        // Present from install until drop; drop is the only place that takes it.
-        self.inner
-            .shutdown
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("coordinator lives as long as the guard"))
+        self.inner.coordinator()
     }
 
     /// Registers a shutdown hook. Hooks run once, in registration order, on graceful shutdown,
@@ -110,7 +87,7 @@ impl Guard {
         let added = self.coordinator().on_shutdown(name, Box::new(hook));
         if !added {
             self.inner
-                .blackbox
+                .blackbox()
                 .breadcrumb("shutdown hook registered too late to run");
         }
         added
@@ -120,7 +97,7 @@ impl Guard {
     /// the counting allocator, else a fresh reading of the cgroup or RSS) and the soft,
     /// shutdown and hard thresholds. `None` without a memory budget.
     pub fn memory(&self) -> Option<crate::memory::MemoryStatus> {
-        self.inner.budgets.as_ref()?.memory_status()
+        self.inner.budgets()?.memory_status()
     }
 
     /// How many panics this run has had so far, on any thread (hooks included). Under
@@ -178,38 +155,5 @@ impl Guard {
         let status = self.coordinator().finish(code);
         drop(self);
         std::process::ExitCode::from(status)
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(b) = self.inner.budgets.take() {
-            b.stop();
-        }
-        let pending = self.inner.shutdown.take().and_then(|s| s.stop());
-        drop(self.inner.panic_hook.take());
-        if let Some(f) = self.inner.fatal.take() {
-            let _ = f.uninstall();
-        }
-        let bb = self.inner.blackbox;
-        // Leaving `main` with the guard alive is a clean end of the guarded run, unless the
-        // guard is dropped while a panic unwinds (`PanicPolicy::Unwind` and a panicking
-        // `main`): std then exits with 101. If something else already ended the run (a
-        // shutdown that is exiting, `Guard::shutdown`), its record stands.
-        if let Some(w) = bb.claim_end() {
-            if std::thread::panicking() {
-                w.commit(crashguard_blackbox::Outcome::Panic, 101);
-            } else {
-                w.commit(crashguard_blackbox::Outcome::CleanExit, 0);
-            }
-        }
-        bb.disarm();
-        crate::install::release();
-        if let Some(signal) = pending {
-            // A termination signal that arrived while the guard was going away; the
-            // disposition from before install (by default: terminate) now acts on it.
-            // SAFETY: raise has no preconditions; the number is a valid signal.
-            unsafe { libc::raise(signal.number()) };
-        }
     }
 }

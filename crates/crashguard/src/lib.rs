@@ -88,6 +88,7 @@ compile_error!(
 );
 
 mod budgets;
+mod census;
 mod config;
 mod error;
 mod exit;
@@ -97,6 +98,8 @@ pub mod memory;
 mod panic;
 mod previous;
 mod shutdown;
+mod sys;
+mod systemd;
 mod termlog;
 pub mod thread;
 #[cfg(feature = "tracing")]
@@ -116,7 +119,7 @@ pub use crashguard_budget::thread::{ThreadBudget, ThreadPolicy};
 pub use crashguard_signals::{FatalPolicy, Signal};
 pub use error::Error;
 pub use guard::Guard;
-pub use previous::PreviousRunError;
+pub use previous::{PreviousRun, PreviousRunError};
 pub use shutdown::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
 
 /// The report types, for code that inspects [`Report`] in detail.
@@ -155,7 +158,7 @@ pub fn breadcrumb(message: &str) {
 /// of range), a report directory that cannot be created or written or is a symbolic link,
 /// crashguard already installed in this process, or signal handlers that cannot be installed.
 pub fn install(config: Config) -> Result<Guard, Error> {
-    install::install(config)
+    config.install()
 }
 
 /// The README's Rust examples, compiled as doctests so that they stay true.

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use crashguard_blackbox::{DecodeError, Frame, Outcome, Report, Retention};
 
-/// What the previous run left in this slot.
+/// What the previous run left in this slot, from [`crate::Guard::previous`].
 #[derive(Debug, Default)]
-pub(crate) struct PreviousRun {
+pub struct PreviousRun {
     /// The decoded report, when the slot held a readable record.
     pub(crate) report: Option<Report>,
     /// Where the report was stored, when it was abnormal enough to keep.
@@ -15,6 +15,32 @@ pub(crate) struct PreviousRun {
     pub(crate) store_error: Option<crashguard_blackbox::Error>,
     /// Why the slot's contents could not be read; the file was kept for inspection.
     pub(crate) error: Option<PreviousRunError>,
+}
+
+impl PreviousRun {
+    /// How the previous run ended, if it left a readable black box. Check
+    /// [`Report::outcome`]: a clean exit is reported too.
+    pub fn report(&self) -> Option<&Report> {
+        self.report.as_ref()
+    }
+
+    /// Where the report was stored (only abnormal ends are stored).
+    pub fn stored_at(&self) -> Option<&Path> {
+        self.stored_at.as_deref()
+    }
+
+    /// Why the report could not be written to the report directory, if it could not (a full
+    /// disk, a `reports` entry that is not a directory). The report is still available from
+    /// [`PreviousRun::report`]; log it, because its black box has been reset.
+    pub fn store_error(&self) -> Option<&crashguard_blackbox::Error> {
+        self.store_error.as_ref()
+    }
+
+    /// Why the previous run's black box could not be read, if it could not. Its bytes were
+    /// kept in the report directory, and this run started with a fresh black box.
+    pub fn read_error(&self) -> Option<&PreviousRunError> {
+        self.error.as_ref()
+    }
 }
 
 /// A black box that could not be decoded. The bytes were kept in the report directory so that

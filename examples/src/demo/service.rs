@@ -100,11 +100,11 @@ pub fn run(report_dir: &Path, crash: bool) -> ExitCode {
             false
         }
         Some(report) => {
-            describe::print_report(report, guard.previous_report_path());
+            describe::print_report(report, guard.previous().stored_at());
             report.outcome == crashguard::Outcome::FatalSignal
         }
     };
-    if let Some(e) = guard.previous_run_error() {
+    if let Some(e) = guard.previous().read_error() {
         println!("previous run's black box was unreadable: {e}");
     }
     if !crash && !found_crash {

@@ -393,6 +393,17 @@ fn main() -> ExitCode {
             drop(rt);
             end_of_main(guard)
         }
+        // Under systemd (the test plays it with a datagram socket in NOTIFY_SOCKET): READY at
+        // install, watchdog pings, STOPPING and EXTEND_TIMEOUT_USEC on SIGTERM.
+        "systemd" => {
+            let guard = install(base(&dir));
+            print_previous(&guard);
+            printing_hook(&guard, "only");
+            say!("READY");
+            let request = guard.shutdown_signal().wait();
+            say!("DRAINING {}", request.reason);
+            end_of_main(guard)
+        }
         // After the guard is dropped, SIGTERM gets the default action again.
         "drop" => {
             let guard = install(base(&dir));

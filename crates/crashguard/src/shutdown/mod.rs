@@ -134,6 +134,7 @@ impl Coordinator {
         config: &Config,
         bb: &'static BlackBox,
         termlog: Option<TermLog>,
+        notify: Option<Arc<crate::systemd::Notifier>>,
     ) -> Result<Self, Error> {
         let (listener, term_rx) =
             TerminationListener::start(&config.termination_signals).map_err(Error::Signals)?;
@@ -151,6 +152,7 @@ impl Coordinator {
             settings: run::Settings::from(config),
             termlog,
             panic_site: None,
+            notify,
         };
         let for_thread = term_rx.clone();
         let thread = std::thread::Builder::new()

@@ -44,6 +44,8 @@ pub(super) struct Run {
     pub(super) termlog: Option<TermLog>,
     /// The panicking thread, when a panic started the shutdown.
     pub(super) panic_site: Option<PanicSite>,
+    /// systemd's notification socket, when there is one (feature `systemd`).
+    pub(super) notify: Option<Arc<crate::systemd::Notifier>>,
 }
 
 /// How the application ended its part of a shutdown.
@@ -222,6 +224,10 @@ impl Run {
         let deadline = Instant::now() + grace;
         self.record_request(reason, grace);
         self.bb.breadcrumb(&format!("shutdown requested: {reason}"));
+        if let Some(n) = &self.notify {
+            n.send("STOPPING=1");
+        }
+        self.extend_stop_timeout(deadline);
 
         let mut term = term_rx;
         let mut commands = cmd_rx;
@@ -260,6 +266,7 @@ impl Run {
                     .hook_timeout
                     .map_or(deadline, |t| (now + t).min(deadline));
                 self.hook_status(i, HOOK_RUNNING, Duration::ZERO);
+                self.extend_stop_timeout(deadline);
                 let done = hooks::spawn(&name, hook);
                 let status = loop {
                     select! {
@@ -316,6 +323,9 @@ impl Run {
             let holds = self.broadcast.holds();
             if !app_pending && holds == 0 {
                 break;
+            }
+            if !waited {
+                self.extend_stop_timeout(deadline);
             }
             waited = true;
             if Instant::now() >= deadline {
@@ -379,6 +389,16 @@ impl Run {
                 outcome: Outcome::CleanExit,
                 code: ExitCode::Ok.code(),
             },
+        }
+    }
+
+    /// Tells systemd (when it listens) that the stop takes until `deadline`, and a second
+    /// more: the hooks and the drain may use the whole grace period, and crashguard's own
+    /// deadline is to end the process before systemd's SIGKILL does.
+    fn extend_stop_timeout(&self, deadline: Instant) {
+        if let Some(n) = &self.notify {
+            let left = deadline.saturating_duration_since(Instant::now());
+            n.extend(left + Duration::from_secs(1));
         }
     }
 
@@ -448,7 +468,7 @@ impl Run {
                 end.tid = site.tid;
                 end.thread_name = site.thread_name;
             }
-            crate::budgets::enrich_end(end);
+            crate::census::enrich_end(end);
             w.commit(outcome, u32::from(code));
         }
         if outcome != Outcome::CleanExit
@@ -487,7 +507,7 @@ impl Run {
             end.sender_pid = t.sender_pid.unwrap_or(0);
             end.sender_uid = t.sender_uid.unwrap_or(u32::MAX);
             end.detail_len = assafe::copy_bytes(&mut end.detail, detail.as_bytes());
-            crate::budgets::enrich_end(end);
+            crate::census::enrich_end(end);
             w.commit(Outcome::ForcedShutdown, u32::from(code));
         }
         if let Some(log) = &self.termlog {
