@@ -14,7 +14,9 @@ use shutdown_support::{CHILD, report_dir};
 
 fn recv(socket: &UnixDatagram) -> String {
     let mut buf = [0u8; 512];
-    let n = socket.recv(&mut buf).expect("a notification within the timeout");
+    let n = socket
+        .recv(&mut buf)
+        .expect("a notification within the timeout");
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
@@ -43,7 +45,10 @@ fn ready_watchdog_stopping_and_extend_timeout_reach_the_notify_socket() {
 
     child.signal(libc::SIGTERM);
     let mut seen = Vec::new();
-    while !seen.iter().any(|m: &String| m.starts_with("EXTEND_TIMEOUT_USEC=")) {
+    while !seen
+        .iter()
+        .any(|m: &String| m.starts_with("EXTEND_TIMEOUT_USEC="))
+    {
         let m = recv(&socket);
         if m != "WATCHDOG=1" {
             seen.push(m);

@@ -174,9 +174,14 @@ impl Run {
                     ),
                     // `select!` picks at random among ready channels: a signal that was queued
                     // when the guard started dropping still gets its shutdown.
+                    // A waiting application thread may have published a request whose
+                    // command is still on its way: that request starts the shutdown too.
                     Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
                         Ok(t) => break (ShutdownReason::from(t), Some(AppEnd::Dropped)),
-                        Err(_) => return,
+                        Err(_) => match self.broadcast.get() {
+                            Some(r) => break (r.reason.clone(), Some(AppEnd::Dropped)),
+                            None => return,
+                        },
                     },
                 },
             }
