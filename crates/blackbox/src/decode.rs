@@ -229,6 +229,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
                 path: text(&m.path, m.path_len),
                 build_id: hex_bytes(&m.build_id, m.build_id_len),
                 start: format!("{:#x}", m.start),
+                end: Some(format!("{:#x}", m.end)),
                 bias: format!("{:#x}", m.bias),
             })
             .collect(),

@@ -184,6 +184,10 @@ pub struct ModuleInfo {
     pub build_id: Option<String>,
     /// Lowest mapped address, `0x...`.
     pub start: String,
+    /// One past the highest mapped address, `0x...` (absent from reports stored before it was
+    /// recorded).
+    #[serde(default)]
+    pub end: Option<String>,
     /// Load bias, `0x...`.
     pub bias: String,
 }

@@ -138,6 +138,36 @@ pub fn show(target: &Path, as_json: bool, opts: &Options) -> Result<Output, Erro
     Ok(out)
 }
 
+/// `crashguard export --minidump TARGET -o FILE`: the report (the newest of a directory) as a
+/// minidump.
+pub fn export_minidump(target: &Path, output: &Path) -> Result<Output, Error> {
+    let meta = std::fs::metadata(target).map_err(|e| Error::read(target, e))?;
+    let (loaded, warnings) = if meta.is_dir() {
+        newest(target)?
+    } else {
+        (input::load_file(target)?, Vec::new())
+    };
+    let bytes =
+        crashguard_minidump::write_minidump(&loaded.report).map_err(|source| Error::Export {
+            path: loaded.path.clone(),
+            source,
+        })?;
+    std::fs::write(output, &bytes).map_err(|source| Error::WriteFile {
+        path: output.to_owned(),
+        source,
+    })?;
+    Ok(Output {
+        stdout: format!(
+            "wrote {} ({} bytes) from {}: {}\n",
+            output.display(),
+            bytes.len(),
+            loaded.path.display(),
+            loaded.report
+        ),
+        warnings,
+    })
+}
+
 /// `crashguard inspect FILE`: a raw black box only.
 pub fn inspect(file: &Path, as_json: bool, opts: &Options) -> Result<Output, Error> {
     if file.is_dir() {

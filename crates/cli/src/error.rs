@@ -100,6 +100,20 @@ pub enum Error {
     Store(crashguard_blackbox::Error),
     /// The output could not be written.
     Write(io::Error),
+    /// The report cannot be exported in the format asked for.
+    Export {
+        /// The report's file.
+        path: PathBuf,
+        /// Why.
+        source: crashguard_minidump::Error,
+    },
+    /// An output file could not be written.
+    WriteFile {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -108,8 +122,12 @@ impl Error {
         match self {
             Error::Usage(_) => CliExit::Usage,
             Error::NotFound { .. } | Error::NoReports { .. } => CliExit::NoInput,
-            Error::Decode { .. } | Error::InvalidReport { .. } => CliExit::DataErr,
-            Error::Read { .. } | Error::Store(_) | Error::Write(_) => CliExit::IoErr,
+            Error::Decode { .. } | Error::InvalidReport { .. } | Error::Export { .. } => {
+                CliExit::DataErr
+            }
+            Error::Read { .. } | Error::Store(_) | Error::Write(_) | Error::WriteFile { .. } => {
+                CliExit::IoErr
+            }
         }
     }
 
@@ -143,6 +161,8 @@ impl fmt::Display for Error {
             Error::Read { path, .. } => write!(f, "cannot read {}", path.display()),
             Error::Store(e) => write!(f, "{e}"),
             Error::Write(_) => f.write_str("cannot write the output"),
+            Error::Export { path, .. } => write!(f, "cannot export {}", path.display()),
+            Error::WriteFile { path, .. } => write!(f, "cannot write {}", path.display()),
         }
     }
 }
@@ -152,7 +172,10 @@ impl std::error::Error for Error {
         match self {
             Error::Decode { source, .. } => Some(source),
             Error::InvalidReport { source, .. } => Some(source),
-            Error::Read { source, .. } | Error::Write(source) => Some(source),
+            Error::Read { source, .. } | Error::Write(source) | Error::WriteFile { source, .. } => {
+                Some(source)
+            }
+            Error::Export { source, .. } => Some(source),
             Error::Store(e) => std::error::Error::source(e),
             Error::Usage(_) | Error::NotFound { .. } | Error::NoReports { .. } => None,
         }

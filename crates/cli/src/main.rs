@@ -53,6 +53,17 @@ enum Command {
         #[command(flatten)]
         symbols: SymbolArgs,
     },
+    /// Export a report as a minidump for minidump-stackwalk, Sentry, Socorro or Backtrace.
+    Export {
+        /// Write a minidump (the only export format so far).
+        #[arg(long, required = true)]
+        minidump: bool,
+        /// A report directory (its newest report), a report `.json` file, or a black-box file.
+        target: PathBuf,
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Explain what an exit status from 0 to 255 means and what usually causes it.
     Explain {
         /// The exit status, as a shell, docker or Kubernetes reports it (e.g. 137), or a signal
@@ -93,6 +104,7 @@ fn run(cli: &Cli) -> Result<Output, Error> {
         Command::Show { target, symbols } => commands::show(target, cli.json, &symbols.options()),
         Command::Inspect { file, symbols } => commands::inspect(file, cli.json, &symbols.options()),
         Command::Explain { status } => commands::explain(status, cli.json),
+        Command::Export { target, output, .. } => commands::export_minidump(target, output),
     }
 }
 
