@@ -31,13 +31,13 @@ fn report() -> Report {
         .iter()
         .filter_map(|&ip| {
             let (_, m) = modules::find(&table, ip)?;
-            Some(Frame {
-                ip: format!("{ip:#x}"),
-                module: Some(modules::path_of(m)),
-                offset: Some(format!("{:#x}", ip - m.bias)),
-                build_id: Some(modules::build_id_hex(m)).filter(|b| !b.is_empty()),
-                ..Frame::default()
-            })
+            // Frame is #[non_exhaustive]: filled field by field.
+            let mut f = Frame::default();
+            f.ip = format!("{ip:#x}");
+            f.module = Some(modules::path_of(m));
+            f.offset = Some(format!("{:#x}", ip - m.bias));
+            f.build_id = Some(modules::build_id_hex(m)).filter(|b| !b.is_empty());
+            Some(f)
         })
         .take(64)
         .collect();
