@@ -145,7 +145,11 @@ pub struct FrameRef<'a> {
 /// A module ready for lookups: its DWARF (from the debug file when found) and its symbols.
 struct Module {
     dwarf: Loader,
-    symbols: SymbolTable,
+    /// The files whose symbol tables name functions DWARF does not know.
+    symbol_files: Vec<PathBuf>,
+    /// Read on the first lookup DWARF cannot answer: a binary with full debug information
+    /// never needs it, and reading a large symbol table is most of a cold `show`.
+    symbols: std::cell::OnceCell<SymbolTable>,
 }
 
 /// The outcome of loading one module, cached per (path, recorded build id).
@@ -324,11 +328,12 @@ fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
             message: e.to_string(),
         })?,
     };
-    let mut files: Vec<&Path> = debug_file.as_deref().into_iter().collect();
-    files.push(path);
+    let mut symbol_files: Vec<PathBuf> = debug_file.into_iter().collect();
+    symbol_files.push(path.to_owned());
     Ok(Rc::new(Module {
         dwarf,
-        symbols: SymbolTable::read(&files),
+        symbol_files,
+        symbols: std::cell::OnceCell::new(),
     }))
 }
 
@@ -364,7 +369,13 @@ fn resolve(module: &Module, path: &Path, probe: u64) -> Result<Vec<Location>, Sy
     // Without debug information (a stripped or release binary) the symbol table still names
     // the function.
     if out.iter().all(|l| l.function.is_none())
-        && let Some(name) = module.symbols.lookup(probe)
+        && let Some(name) = module
+            .symbols
+            .get_or_init(|| {
+                let files: Vec<&Path> = module.symbol_files.iter().map(PathBuf::as_path).collect();
+                SymbolTable::read(&files)
+            })
+            .lookup(probe)
     {
         let function = addr2line::demangle_auto(name.into(), None).into_owned();
         match out.last_mut() {
