@@ -180,5 +180,14 @@ fn sigterm_under_load_loses_no_acknowledged_write_and_the_next_run_reports_it() 
     }
     drop(conn);
     again.signal(libc::SIGTERM);
-    again.wait().assert_exit_code(0);
+    let ended = again.wait();
+    ended.assert_exit_code(0);
+    // The same report reached the logs at install as one JSON line on stderr.
+    let line = ended
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(r#"{"crashguard":"previous_run","#))
+        .unwrap_or_else(|| panic!("no previous-run line on stderr\n{ended}"));
+    let logged: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+    assert_eq!(logged["report"], report);
 }

@@ -191,13 +191,15 @@ fn callbacks(
                 e.used_bytes,
                 e.threshold_bytes
             ));
+            let status = Thresholds {
+                resolved: e.budget,
+                hard_limit,
+            }
+            .status(e.used_bytes);
+            crate::events::memory_soft(&status);
             if let Some(cb) = &on_soft {
-                let t = Thresholds {
-                    resolved: e.budget,
-                    hard_limit,
-                };
                 // The sampler catches a panic in a callback and carries on.
-                (cb.0)(t.status(e.used_bytes));
+                (cb.0)(status);
             }
         })),
         on_hard: Some(Box::new(move |e: memory::MemoryEvent| {

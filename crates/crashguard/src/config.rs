@@ -85,6 +85,7 @@ pub struct Config {
     pub(crate) memory_budget: Option<MemoryBudget>,
     pub(crate) memory_interval: Duration,
     pub(crate) memory_shutdown_share: f64,
+    pub(crate) previous_run_to_stderr: bool,
     pub(crate) on_memory_soft: Option<crate::memory::SoftCallback>,
     pub(crate) thread_budget: Option<ThreadBudget>,
     pub(crate) fatal_policy: FatalPolicy,
@@ -113,6 +114,7 @@ impl Config {
             memory_budget: None,
             memory_interval: Duration::from_millis(100),
             memory_shutdown_share: crate::memory::DEFAULT_SHUTDOWN_SHARE,
+            previous_run_to_stderr: true,
             on_memory_soft: None,
             thread_budget: None,
             fatal_policy: FatalPolicy::default(),
@@ -187,6 +189,15 @@ impl Config {
         callback: impl Fn(crate::memory::MemoryStatus) + Send + Sync + 'static,
     ) -> Self {
         self.on_memory_soft = Some(crate::memory::SoftCallback(std::sync::Arc::new(callback)));
+        self
+    }
+
+    /// Whether `install()` prints the previous run's report as one JSON line on stderr,
+    /// `{"crashguard":"previous_run","report":{...}}` (default true), so that log pipelines
+    /// carry it even when the application never looks at [`crate::Guard::previous_run`]. With
+    /// the `tracing` feature the report is also one structured event (target `crashguard`).
+    pub fn previous_run_to_stderr(mut self, on: bool) -> Self {
+        self.previous_run_to_stderr = on;
         self
     }
 

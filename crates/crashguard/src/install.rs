@@ -171,6 +171,7 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
         config.retention,
         config.symbolize_previous,
     );
+    announce_previous(&inst.previous, config.previous_run_to_stderr);
     let blackbox = slot
         .reset()?
         .arm()
@@ -182,6 +183,7 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
     if crate::sys::on_overlay(&report_dir) {
         let warning = overlay_warning(&report_dir);
         eprintln!("{warning}");
+        crate::events::install_warning(&report_dir, &warning);
         blackbox.breadcrumb("report directory on an overlay filesystem");
     }
 
@@ -229,10 +231,31 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
     }
     inst.notifier = notifier;
     blackbox.breadcrumb("crashguard installed");
+    crate::events::installed(&config.app, &report_dir, blackbox.path());
     if let Some(a) = inst.blackbox.as_mut() {
         a.record_end = true;
     }
     Ok(inst)
+}
+
+/// Hands the previous run's report to the logs once: one JSON line on stderr (unless the
+/// configuration opted out), and a structured `tracing` event (feature `tracing`).
+fn announce_previous(previous: &PreviousRun, to_stderr: bool) {
+    let Some(report) = previous.report() else {
+        return;
+    };
+    let json = serde_json::to_string(report).unwrap_or_default();
+    if to_stderr {
+        eprintln!("{}", previous_run_line(&json));
+    }
+    #[cfg(feature = "tracing")]
+    crate::events::previous_run(report, &json, previous.stored_at());
+}
+
+/// The stderr line: one JSON object, `{"crashguard":"previous_run","report":{...}}`, so a log
+/// pipeline that parses JSON lines picks it up whole.
+fn previous_run_line(report_json: &str) -> String {
+    format!("{{\"crashguard\":\"previous_run\",\"report\":{report_json}}}")
 }
 
 /// The warning for a report directory on an overlay filesystem.
@@ -248,6 +271,15 @@ fn overlay_warning(dir: &std::path::Path) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_previous_run_line_is_one_json_object() {
+        let line = super::previous_run_line(r#"{"outcome":"panic","exit_code":70}"#);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["crashguard"], "previous_run");
+        assert_eq!(v["report"]["exit_code"], 70);
+        assert_eq!(line.lines().count(), 1);
+    }
+
     #[test]
     fn the_overlay_warning_names_the_directory_and_the_fix() {
         let w = super::overlay_warning(std::path::Path::new("/crash-reports"));

@@ -91,6 +91,7 @@ mod budgets;
 mod census;
 mod config;
 mod error;
+mod events;
 mod exit;
 mod guard;
 mod install;
@@ -105,7 +106,18 @@ pub mod thread;
 #[cfg(feature = "tracing")]
 mod tracing_layer;
 
-/// Breadcrumbs from `tracing` events (feature `tracing`).
+/// Breadcrumbs from `tracing` events, and crashguard's own lifecycle as `tracing` events
+/// (feature `tracing`).
+///
+/// [`BreadcrumbLayer`] implements `tracing_subscriber::Layer` from **tracing-subscriber 0.3**.
+///
+/// crashguard emits its lifecycle under the target `crashguard`: installed; the previous run's
+/// report once at install (WARN when it was abnormal; fields `outcome`, `exit_code`, `pid`,
+/// `signature`, `stored_at`, and `report`, the whole report as JSON); an install warning
+/// (report directory on an overlay root); shutdown requested (`reason`); each hook done
+/// (`hook`, `status`, `duration_ms`); the application's drain done; the run ended (`outcome`,
+/// `exit_code`, `detail`); the memory soft threshold crossed; a panic recorded. Install your
+/// subscriber before crashguard to see the install-time events.
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod tracing {

@@ -99,6 +99,15 @@ fn on_panic(s: &Armed, info: &std::panic::PanicHookInfo<'_>) -> Recorded {
     let _one_at_a_time = RECORDING.lock().unwrap_or_else(|e| e.into_inner());
     let site = record(s.bb, info);
     let number = s.shutdown.count_panic();
+    crate::events::panicked(
+        number,
+        std::thread::current().name().unwrap_or("<unnamed>"),
+        &message(info),
+        &info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default(),
+    );
     if s.policy == PanicPolicy::Unwind && !in_hook_thread() {
         store_isolated(s, number);
     }

@@ -1,6 +1,8 @@
 //! The `tracing` feature: a `tracing-subscriber` layer that turns events at or above a chosen
 //! level into breadcrumbs, so a crash report shows the service's last log lines even when the
-//! log itself was lost with the process.
+//! log itself was lost with the process. It implements the `Layer` trait of
+//! **tracing-subscriber 0.3** (and is built on tracing 0.1): a subscriber stack of another
+//! tracing-subscriber major version cannot take it.
 
 use std::fmt::{self, Write};
 
@@ -41,6 +43,10 @@ impl<S: Subscriber> Layer<S> for BreadcrumbLayer {
         let meta = event.metadata();
         // tracing orders levels by verbosity: TRACE is the greatest, ERROR the least.
         if *meta.level() > self.level {
+            return;
+        }
+        // crashguard's own lifecycle events: what they say is in the black box already.
+        if meta.target() == crate::events::TARGET {
             return;
         }
         let Some(bb) = crashguard_blackbox::active() else {

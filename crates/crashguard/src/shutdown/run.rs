@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crashguard_blackbox::layout::*;
-use crashguard_blackbox::{BlackBox, ExitCode, Outcome, assafe};
+use crashguard_blackbox::{BlackBox, ExitCode, HookStatus, Outcome, assafe};
 use crashguard_signals::{Signal, TermSignal};
 use crossbeam_channel::{Receiver, Sender, select};
 
@@ -229,6 +229,7 @@ impl Run {
         let deadline = Instant::now() + grace;
         self.record_request(reason, grace);
         self.bb.breadcrumb(&format!("shutdown requested: {reason}"));
+        crate::events::shutdown_requested(reason);
         if let Some(n) = &self.notify {
             n.send("STOPPING=1");
         }
@@ -249,7 +250,7 @@ impl Run {
                 for (k, (name, _)) in batch.iter().enumerate() {
                     if let Some(slot) = s.hooks.get_mut(first + k) {
                         slot.name_len = assafe::copy_bytes(&mut slot.name, name.as_bytes());
-                        slot.status = HOOK_PENDING;
+                        slot.status = HookStatus::Pending.code();
                         slot.duration_us = 0;
                     }
                 }
@@ -270,22 +271,22 @@ impl Run {
                     .settings
                     .hook_timeout
                     .map_or(deadline, |t| (now + t).min(deadline));
-                self.hook_status(i, HOOK_RUNNING, Duration::ZERO);
+                self.hook_status(i, HookStatus::Running, Duration::ZERO);
                 self.extend_stop_timeout(deadline);
                 let done = hooks::spawn(&name, hook);
                 let status = loop {
                     select! {
                         recv(done) -> r => break match r {
-                            Ok(HookEnd::Returned) => HOOK_OK,
+                            Ok(HookEnd::Returned) => HookStatus::Ok,
                             Ok(HookEnd::Exit(code)) => {
                                 hook_exit = Some(code);
-                                HOOK_OK
+                                HookStatus::Ok
                             }
-                            Ok(HookEnd::Panicked) | Err(_) => HOOK_PANICKED,
+                            Ok(HookEnd::Panicked) | Err(_) => HookStatus::Panicked,
                         },
                         recv(term) -> t => match t {
                             Ok(t) if forces(t.signal) => {
-                                self.hook_status(i, HOOK_RUNNING, now.elapsed());
+                                self.hook_status(i, HookStatus::Running, now.elapsed());
                                 self.skip(i + 1..total);
                                 self.forced(t, &format!("shutdown hook '{name}' ran"));
                             }
@@ -296,17 +297,18 @@ impl Run {
                         },
                         recv(commands) -> c => match c {
                             Ok(c) => if let Some(t) = during(c, app_end) {
-                                self.hook_status(i, HOOK_RUNNING, now.elapsed());
+                                self.hook_status(i, HookStatus::Running, now.elapsed());
                                 self.skip(i + 1..total);
                                 self.forced(t, &format!("shutdown hook '{name}' ran"));
                             },
                             Err(_) => commands = crossbeam_channel::never(),
                         },
-                        recv(crossbeam_channel::at(limit)) -> _ => break HOOK_TIMED_OUT,
+                        recv(crossbeam_channel::at(limit)) -> _ => break HookStatus::TimedOut,
                     }
                 };
                 self.hook_status(i, status, now.elapsed());
-                if status == HOOK_TIMED_OUT && Instant::now() >= deadline {
+                crate::events::hook_done(&name, status.as_str(), now.elapsed());
+                if status == HookStatus::TimedOut && Instant::now() >= deadline {
                     self.skip(i + 1..total);
                     self.timed_out(
                         reason,
@@ -353,6 +355,7 @@ impl Run {
             }
         }
         if waited {
+            crate::events::drain_done(drain_started.elapsed());
             self.bb.breadcrumb(&format!(
                 "application drain done {} ms after the hooks",
                 drain_started.elapsed().as_millis()
@@ -432,10 +435,10 @@ impl Run {
         });
     }
 
-    fn hook_status(&self, i: usize, status: u32, ran: Duration) {
+    fn hook_status(&self, i: usize, status: HookStatus, ran: Duration) {
         self.bb.write_shutdown(|s| {
             if let Some(h) = s.hooks.get_mut(i) {
-                h.status = status;
+                h.status = status.code();
                 h.duration_us = ran.as_micros() as u64;
             }
         });
@@ -444,12 +447,18 @@ impl Run {
     /// Marks hooks that will never run because the process is ending early.
     fn skip(&self, range: std::ops::Range<usize>) {
         for i in range {
-            self.hook_status(i, HOOK_SKIPPED, Duration::ZERO);
+            self.hook_status(i, HookStatus::Skipped, Duration::ZERO);
         }
     }
 
     /// Records the end and writes the termination message for abnormal ends.
     fn finish(&self, outcome: Outcome, code: u8, detail: Option<&str>) {
+        crate::events::ended(
+            outcome.as_str(),
+            outcome == Outcome::CleanExit,
+            code,
+            detail,
+        );
         // Panics the process survived (`PanicPolicy::Unwind`) are surfaced in the end of the
         // run too, with their count; each has a report of its own.
         let panics = self.broadcast.panics();
@@ -503,6 +512,12 @@ impl Run {
     /// "shutdown hook 'drain' ran").
     fn forced(&self, t: TermSignal, what: &str) -> ! {
         let detail = format!("second termination signal ({t}) while {what}");
+        crate::events::ended(
+            Outcome::ForcedShutdown.as_str(),
+            false,
+            ExitCode::ForcedShutdown.code(),
+            Some(&detail),
+        );
         self.bb.breadcrumb(&detail);
         let code = ExitCode::ForcedShutdown.code();
         if let Some(mut w) = self.bb.claim_end() {
