@@ -13,6 +13,9 @@
 //! `docker stop` does, so the figures are dominated by kernel delivery and wake-up rather than by
 //! any mechanism's own code (see `docs/performance/shutdown.md`).
 //!
+//! Two more mechanisms compare async code on one runtime: crashguard's `wait_async()` awaited
+//! on a current-thread tokio runtime, and `tokio::signal::unix` on the same kind of runtime.
+//!
 //! Run with `cargo bench -p crashguard --bench notify` (`CG_NOTIFY_ROUNDS=N` to change the 200
 //! rounds). It prints medians, p90s and the ratio to the fastest peer.
 
@@ -34,13 +37,20 @@ enum Mechanism {
     SignalHookDirect,
     /// `ctrlc::set_handler` sending into a channel (ctrlc handles SIGINT).
     Ctrlc,
+    /// crashguard installed; a current-thread tokio runtime awaits
+    /// `ShutdownSignal::wait_async()`.
+    CrashguardAsync,
+    /// `tokio::signal::unix::signal(SignalKind::terminate())` on the same kind of runtime.
+    TokioSignal,
 }
 
-const ALL: [Mechanism; 4] = [
+const ALL: [Mechanism; 6] = [
     Mechanism::Crashguard,
     Mechanism::SignalHookForwarded,
     Mechanism::SignalHookDirect,
     Mechanism::Ctrlc,
+    Mechanism::CrashguardAsync,
+    Mechanism::TokioSignal,
 ];
 
 impl Mechanism {
@@ -50,6 +60,8 @@ impl Mechanism {
             Mechanism::SignalHookForwarded => "signal_hook_iterator",
             Mechanism::SignalHookDirect => "signal_hook_iterator_direct",
             Mechanism::Ctrlc => "ctrlc",
+            Mechanism::CrashguardAsync => "crashguard_wait_async",
+            Mechanism::TokioSignal => "tokio_signal_unix",
         }
     }
 
@@ -85,12 +97,46 @@ fn child(m: Mechanism) {
         println!("T {at}");
         let _ = std::io::stdout().flush();
     };
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
     match m {
+        Mechanism::CrashguardAsync => {
+            let dir = std::env::temp_dir().join(format!("cg-notify-bench-{}", std::process::id()));
+            let guard = crashguard::Config::new("notify-bench")
+                .report_dir(&dir)
+                .symbolize_previous_run(false)
+                .previous_run_to_stderr(false)
+                .install()
+                .expect("install");
+            let rt = runtime();
+            let wait = guard.shutdown_signal().wait_async();
+            ready();
+            rt.block_on(wait);
+            notified(monotonic_ns());
+            let _ = std::fs::remove_dir_all(&dir);
+            guard.exit(crashguard::ExitCode::Ok)
+        }
+        Mechanism::TokioSignal => {
+            let rt = runtime();
+            let mut term = rt
+                .block_on(async {
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                })
+                .expect("tokio signal");
+            ready();
+            rt.block_on(term.recv());
+            notified(monotonic_ns());
+        }
         Mechanism::Crashguard => {
             let dir = std::env::temp_dir().join(format!("cg-notify-bench-{}", std::process::id()));
             let guard = crashguard::Config::new("notify-bench")
                 .report_dir(&dir)
                 .symbolize_previous_run(false)
+                .previous_run_to_stderr(false)
                 .install()
                 .expect("install");
             // The shutdown would end the process at once; hold it until the time is printed.
@@ -239,7 +285,7 @@ fn main() {
         );
     }
     let ours = medians[0] as f64;
-    let peers = &medians[1..];
+    let peers = &medians[1..4];
     let fastest_peer = peers.iter().copied().min().unwrap_or(1).max(1) as f64;
     let fastest_app_peer = [medians[1], medians[3]]
         .into_iter()
@@ -253,5 +299,13 @@ fn main() {
     println!(
         "  ratio crashguard / fastest channel peer (iterator, ctrlc): {:.2}",
         ours / fastest_app_peer
+    );
+    println!(
+        "  ratio crashguard / ctrlc:                               {:.2}",
+        ours / medians[3].max(1) as f64
+    );
+    println!(
+        "  ratio crashguard wait_async / tokio::signal::unix:      {:.2}",
+        medians[4] as f64 / medians[5].max(1) as f64
     );
 }

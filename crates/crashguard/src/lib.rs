@@ -109,7 +109,7 @@ mod tracing_layer;
 /// Breadcrumbs from `tracing` events, and crashguard's own lifecycle as `tracing` events
 /// (feature `tracing`).
 ///
-/// [`BreadcrumbLayer`] implements `tracing_subscriber::Layer` from **tracing-subscriber 0.3**.
+/// [`BreadcrumbLayer`](crate::tracing::BreadcrumbLayer) implements `tracing_subscriber::Layer` from **tracing-subscriber 0.3**.
 ///
 /// crashguard emits its lifecycle under the target `crashguard`: installed; the previous run's
 /// report once at install (WARN when it was abnormal; fields `outcome`, `exit_code`, `pid`,
