@@ -95,6 +95,16 @@ pub fn write_fd(fd: i32, bytes: &[u8]) {
     crate::sys::write_all(fd, bytes);
 }
 
+/// Replaces the whole contents of the regular file `fd` with `bytes`: truncates it, rewinds
+/// it and writes, so a shorter message never keeps the tail of a longer one (the orchestrator's
+/// termination log). Errors are ignored.
+///
+/// Async-signal-safe: `ftruncate`, `lseek` and `write` are on the POSIX list.
+pub fn replace_fd_contents(fd: i32, bytes: &[u8]) {
+    crate::sys::truncate_and_rewind(fd);
+    crate::sys::write_all(fd, bytes);
+}
+
 /// The length of the longest prefix of `src` that fits in `max` bytes without splitting a
 /// UTF-8 sequence.
 ///

@@ -42,6 +42,24 @@ pub enum Error {
     },
     /// A black box is already armed in this process.
     AlreadyArmed,
+    /// The report directory, or one of its subdirectories, is not safe to use: owned by another
+    /// user, or writable by other users. crashguard never changes the mode of a directory it did
+    /// not create; the message says what to do.
+    UnsafeDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        problem: String,
+    },
+    /// A file crashguard writes (a slot, a report, the termination log) is not a private
+    /// regular file and could not be replaced: a FIFO, a device, a hard link, a file of
+    /// another user.
+    UnsafeFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// An option is out of range.
     InvalidOption {
         /// Which option.
@@ -69,6 +87,12 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::File { path, .. } => write!(f, "cannot use file {}", path.display()),
+            Error::UnsafeDirectory { path, problem } => {
+                write!(f, "refusing report directory {}: {problem}", path.display())
+            }
+            Error::UnsafeFile { path, problem } => {
+                write!(f, "refusing file {}: {problem}", path.display())
+            }
             Error::AlreadyArmed => f.write_str("a black box is already armed in this process"),
             Error::InvalidOption { name, reason } => write!(f, "invalid {name}: {reason}"),
         }

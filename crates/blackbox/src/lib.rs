@@ -53,10 +53,13 @@ pub mod assafe;
 mod crc;
 mod crumbs;
 mod decode;
+mod dir;
 mod error;
+mod escape;
 mod exit_code;
 mod exit_watch;
 pub mod explain;
+mod files;
 mod in_use;
 pub mod layout;
 pub mod modules;
@@ -74,8 +77,11 @@ mod writer;
 
 pub use crc::crc32;
 pub use decode::{DecodeError, decode, decode_header, signal_info};
+pub use dir::ReportDir;
 pub use error::Error;
+pub use escape::{Escaped, escape_control, escape_report, json_terminal_safe, terminal_safe};
 pub use exit_code::{AppCode, ExitCode, ReservedExitCode};
+pub use files::{open_regular_file, open_termination_log, read_regular_file};
 pub use in_use::slot_in_use;
 pub use names::{code_is_sent, code_name, signal_name};
 pub use open::{
@@ -85,6 +91,7 @@ pub use outcome::Outcome;
 pub use report::*;
 pub use shutdown_kinds::{HookStatus, ShutdownTrigger};
 pub use store::{
-    Retention, StoredReport, keep_unreadable, list_reports, read_report, reports_dir, write_report,
+    MAX_REPORT_BYTES, Retention, StoredReport, list_reports, read_report, reports_dir,
+    sort_newest_first, write_report,
 };
 pub use writer::{BlackBox, EndWriter, active, set_end_wait_limit};

@@ -1,13 +1,12 @@
 //! Creating the black box at install: the report directory, a slot that no other live process
 //! holds, the previous contents of that slot, and the fresh mapping.
 
-use std::fs;
-use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::dir::{BLACKBOX, ReportDir, SubDir};
 use crate::error::Error;
+use crate::files::open_private_at;
 use crate::layout::*;
 use crate::report::Report;
 use crate::writer::BlackBox;
@@ -19,7 +18,8 @@ pub const MAX_SLOTS: u32 = 16;
 /// Options for [`open`].
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Application name; part of the file names, so restricted to `[A-Za-z0-9._-]`.
+    /// Application name; part of the file names, so restricted to `[A-Za-z0-9._-]`, not
+    /// starting with `.`.
     pub app: String,
     /// Breadcrumbs kept in the ring.
     pub ring_capacity: u32,
@@ -72,46 +72,16 @@ pub fn validate_app(app: &str) -> Result<(), Error> {
     }
 }
 
-/// Creates `dir` (mode 0700) if needed and checks that it is a real, writable directory.
+/// Creates `dir` (mode 0700) if needed and checks that it is a private directory: see
+/// [`ReportDir::open`]. A directory crashguard did not create is never chmodded.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(Error::Symlink {
-                path: dir.to_owned(),
-            });
-        }
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::NotADirectory {
-                path: dir.to_owned(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| Error::ReportDir {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-        }
-        Err(source) => {
-            return Err(Error::ReportDir {
-                path: dir.to_owned(),
-                source,
-            });
-        }
-    }
-    // Tighten a directory someone else created with a wider mode; failure (not the owner) is
-    // caught by the write probe below only if it also cannot be written.
-    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
-    Ok(())
+    ReportDir::open(dir).map(drop)
 }
 
 /// A locked slot whose previous contents were read but not yet overwritten. Keeping the two
 /// steps apart lets the caller store the previous run's report *before* the evidence in the
-/// slot is reset, so a failure in between loses nothing.
+/// slot is reset, so a failure in between loses nothing. Dropping a slot releases its lock
+/// and leaves the file as it was.
 #[derive(Debug)]
 pub struct Slot {
     fd: OwnedFd,
@@ -130,7 +100,25 @@ impl Slot {
         &self.path
     }
 
+    /// The slot's number in the report directory.
+    pub fn number(&self) -> u32 {
+        self.slot
+    }
+
+    /// Empties the slot's file (its record has been read and dealt with) and releases it. The
+    /// next run finds a fresh slot.
+    pub fn clear(self) -> Result<(), Error> {
+        sys::set_len(&self.fd, 0).map_err(|source| Error::File {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Resets the slot's file to a fresh, running black box and maps it.
+    ///
+    /// When the file cannot be given its full size (a full disk), it is emptied again before
+    /// the error is returned, so the next run finds a fresh slot rather than a zero-filled
+    /// file it would call corrupt.
     pub fn reset(self) -> Result<BlackBox, Error> {
         let Slot {
             fd,
@@ -150,8 +138,10 @@ impl Slot {
         // blocks reserved — a write from a crash handler into a hole of a sparse file on a full
         // disk would raise SIGBUS inside the handler — and the old record is zeroed through
         // the mapping instead.
-        sys::set_len(&fd, len as u64).map_err(err)?;
-        sys::reserve(&fd, len as u64).map_err(err)?;
+        if let Err(e) = sys::set_len(&fd, len as u64).and_then(|()| sys::reserve(&fd, len as u64)) {
+            let _ = sys::set_len(&fd, 0);
+            return Err(err(e));
+        }
         let base = sys::map_shared(&fd, len).map_err(err)?;
         // SAFETY: `base` maps `len` writable bytes of the file, and nobody else maps them: the
         // slot's lock is ours.
@@ -173,9 +163,8 @@ impl Slot {
     }
 }
 
-/// Takes a free slot in `<dir>/blackbox/` (creating the directories, mode 0700) and reads what
-/// it held, without changing it yet.
-pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
+/// Checks the options before any file is touched.
+fn validate(opts: &Options) -> Result<(), Error> {
     validate_app(&opts.app)?;
     if !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&opts.ring_capacity) {
         return Err(Error::InvalidOption {
@@ -195,40 +184,90 @@ pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
             ),
         });
     }
-    ensure_private_dir(dir)?;
-    // A dropped guard's box keeps its slot until the process ends or a new one is opened.
-    crate::writer::release_retired();
-    let boxes = dir.join("blackbox");
-    ensure_private_dir(&boxes)?;
+    Ok(())
+}
 
-    for slot in 0..MAX_SLOTS {
-        let path = boxes.join(format!("{}.{slot}.box", opts.app));
-        let fd = match sys::open_private(&path) {
-            Ok(fd) => fd,
-            Err(e) if sys::is_symlink_refusal(&e) => return Err(Error::Symlink { path }),
-            Err(source) => return Err(Error::File { path, source }),
+/// The file name of slot `n` of `app`.
+fn slot_name(app: &str, n: u32) -> String {
+    format!("{app}.{n}.box")
+}
+
+impl ReportDir {
+    /// Locks every existing slot of the app that no live process holds, and reads what each
+    /// held, without changing anything yet. A crash recorded in any slot (slot 1 of a run that
+    /// had a sibling, a slot a forked helper kept busy) is found by the next run of the app,
+    /// whichever slot that run ends up taking. Files under a slot's name that are not private
+    /// regular files (links, FIFOs, files of another user) are removed, never read.
+    pub fn collect_slots(&self, opts: &Options) -> Result<Vec<Slot>, Error> {
+        validate(opts)?;
+        // A dropped guard's box keeps its slot until the process ends or a new one is opened.
+        crate::writer::release_retired();
+        let Some(boxes) = self.sub(BLACKBOX, false)? else {
+            return Ok(Vec::new());
         };
-        let locked = sys::try_lock(&fd).map_err(|source| Error::File {
-            path: path.clone(),
-            source,
-        })?;
-        if !locked {
-            continue;
+        let mut out = Vec::new();
+        for n in 0..MAX_SLOTS {
+            if let Some(slot) = lock_slot(&boxes, opts, n, false)? {
+                out.push(slot);
+            }
         }
-        let (previous, previous_raw) = read_previous(&fd, &path)?;
-        return Ok(Slot {
-            fd,
-            path,
-            slot,
-            opts: opts.clone(),
-            previous,
-            previous_raw,
-        });
+        Ok(out)
     }
-    Err(Error::NoFreeSlot {
-        path: boxes,
-        slots: MAX_SLOTS,
-    })
+
+    /// Takes the first slot of the app whose number is not in `skip` and that no live process
+    /// holds, creating its file (mode 0600) if needed, and reads what it held.
+    pub fn take_slot(&self, opts: &Options, skip: &[u32]) -> Result<Slot, Error> {
+        validate(opts)?;
+        // A dropped guard's box keeps its slot until the process ends or a new one is opened.
+        crate::writer::release_retired();
+        let boxes = self
+            .sub(BLACKBOX, true)?
+            .ok_or_else(|| Error::NotADirectory {
+                path: self.path().join("blackbox"),
+            })?;
+        for n in (0..MAX_SLOTS).filter(|n| !skip.contains(n)) {
+            if let Some(slot) = lock_slot(&boxes, opts, n, true)? {
+                return Ok(slot);
+            }
+        }
+        Err(Error::NoFreeSlot {
+            path: boxes.path,
+            slots: MAX_SLOTS,
+        })
+    }
+}
+
+/// Opens slot `n` (creating it when `create` is set) and locks it; `None` when the file does
+/// not exist (and is not to be created) or a live process holds it.
+fn lock_slot(boxes: &SubDir, opts: &Options, n: u32, create: bool) -> Result<Option<Slot>, Error> {
+    let name = slot_name(&opts.app, n);
+    let path = boxes.join(&name);
+    let Some(fd) = open_private_at(boxes, &name, create)? else {
+        return Ok(None);
+    };
+    let locked = sys::try_lock(&fd).map_err(|source| Error::File {
+        path: path.clone(),
+        source,
+    })?;
+    if !locked {
+        return Ok(None);
+    }
+    let (previous, previous_raw) = read_previous(&fd, &path)?;
+    Ok(Some(Slot {
+        fd,
+        path,
+        slot: n,
+        opts: opts.clone(),
+        previous,
+        previous_raw,
+    }))
+}
+
+/// Takes a free slot in `<dir>/blackbox/` (creating the directories, mode 0700) and reads what
+/// it held, without changing it yet.
+pub fn open_slot(dir: &Path, opts: &Options) -> Result<Slot, Error> {
+    validate(opts)?;
+    ReportDir::open(dir)?.take_slot(opts, &[])
 }
 
 /// Takes a free slot, reads what it held, and resets it to a fresh black box: [`open_slot`]
@@ -247,21 +286,18 @@ pub fn open(dir: &Path, opts: &Options) -> Result<Opened, Error> {
 
 type Previous = (Option<Result<Report, DecodeError>>, Option<Vec<u8>>);
 
-fn read_previous(fd: &std::os::fd::OwnedFd, path: &Path) -> Result<Previous, Error> {
-    let mut file = fs::File::from(fd.try_clone().map_err(|source| Error::File {
+/// A black box is well under 1 MiB; nothing more is read from a file someone grew.
+const MAX_BOX_READ: u64 = 4 << 20;
+
+fn read_previous(fd: &OwnedFd, path: &Path) -> Result<Previous, Error> {
+    let bytes = sys::fs::read_fd(fd, MAX_BOX_READ).map_err(|source| Error::File {
         path: path.to_owned(),
         source,
-    })?);
-    // A black box is well under 1 MiB; refuse to read more from a file someone grew.
-    let mut bytes = Vec::new();
-    (&mut file)
-        .take(4 << 20)
-        .read_to_end(&mut bytes)
-        .map_err(|source| Error::File {
-            path: path.to_owned(),
-            source,
-        })?;
-    if bytes.is_empty() {
+    })?;
+    // An empty file, or one that was sized but never written (a first install that ran out of
+    // space half-way, before this version emptied such files), is a fresh slot, not a
+    // corrupt one.
+    if bytes.iter().all(|&b| b == 0) {
         return Ok((None, None));
     }
     let decoded = crate::decode(&bytes);

@@ -405,10 +405,13 @@ impl Report {
 }
 
 impl std::fmt::Display for Report {
-    /// One line: who died of what, where, and the last thing it said.
+    /// One line: who died of what, where, and the last thing it said. Every string from the
+    /// record is shown with its control characters escaped ([`crate::escape_control`]), so the
+    /// line stays one line and cannot carry terminal escape sequences into a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (pid {}) ", self.app, self.pid)?;
-        f.write_str(&self.cause())?;
+        use crate::escape::Escaped as E;
+        write!(f, "{} (pid {}) ", E(&self.app), self.pid)?;
+        write!(f, "{}", E(&self.cause()))?;
         // Which thread ran the clean exit says nothing; for everything else it matters.
         if let Some(t) = self
             .thread
@@ -418,11 +421,11 @@ impl std::fmt::Display for Report {
             if t.name.is_empty() {
                 write!(f, " on thread {}", t.tid)?;
             } else {
-                write!(f, " on thread '{}' ({})", t.name, t.tid)?;
+                write!(f, " on thread '{}' ({})", E(&t.name), t.tid)?;
             }
         }
         if let Some(p) = &self.panic {
-            write!(f, ": '{}' at {}", p.message, p.location)?;
+            write!(f, ": '{}' at {}", E(&p.message), E(&p.location))?;
         }
         if let Some(code) = self.exit_code.filter(|_| self.outcome != Outcome::Exit) {
             write!(f, ", exit status {code}")?;
@@ -431,7 +434,7 @@ impl std::fmt::Display for Report {
             write!(f, " after {secs:.1} s")?;
         }
         if let Some(b) = self.breadcrumbs.last() {
-            write!(f, "; last breadcrumb: \"{}\"", b.message)?;
+            write!(f, "; last breadcrumb: \"{}\"", E(&b.message))?;
         }
         Ok(())
     }

@@ -2,9 +2,9 @@
 //! mapping made at install, ordered so that a reader after a crash sees either the old or the new
 //! value of a section, never a mix it would trust.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::assafe;
 use crate::crc;
@@ -27,7 +27,14 @@ static RETIRED: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 /// uncommitted end (a crash handler recording), in nanoseconds.
 static END_WAIT_NS: AtomicU64 = AtomicU64::new(5_000_000_000);
 
-/// Runs in a child process right after `fork`.
+/// The mapping and slot descriptor of the box armed last, for the fork handler: a child must
+/// neither write into the parent's record nor hold the parent's slot lock.
+static FORK_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static FORK_LEN: AtomicUsize = AtomicUsize::new(0);
+static FORK_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Runs in a child process right after `fork`: disarms the box, replaces the parent's mapping
+/// with private memory and closes the child's copy of the slot's descriptor.
 ///
 /// Async-signal-safe.
 extern "C" fn disarm_in_fork_child() {
@@ -35,6 +42,14 @@ extern "C" fn disarm_in_fork_child() {
     RETIRED.store(std::ptr::null_mut(), Ordering::Release);
     // The child's only thread is a new kernel thread with the forking thread's cache.
     assafe::forget_cached_tid();
+    let base = FORK_BASE.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    if !base.is_null() {
+        crate::sys::detach_in_child(
+            base,
+            FORK_LEN.load(Ordering::Acquire),
+            FORK_FD.swap(-1, Ordering::AcqRel),
+        );
+    }
 }
 
 /// The retired black box (see [`RETIRED`]), if any.
@@ -148,9 +163,12 @@ impl BlackBox {
     /// Makes this black box the process's active one and returns the `'static` reference that
     /// signal handlers and the allocator use. Fails (returning the box) if one is armed already.
     ///
-    /// A child made by `fork` (without `exec`) shares the mapping but is another process: its
-    /// crash must not be recorded as this one's end. A fork handler therefore disarms the box
-    /// in every child.
+    /// A child made by `fork` (without `exec`) is another process: its crash must not be
+    /// recorded as this one's end, its writes must not reach this one's record, and it must not
+    /// keep this one's slot locked after this one dies (the restart would miss the crash). So
+    /// the mapping is marked `MADV_DONTFORK` (the child inherits no reference to the locked
+    /// file description through it), and a fork handler disarms the box in every child, puts
+    /// private memory where the mapping was and closes the child's copy of the descriptor.
     pub fn arm(self) -> Result<&'static BlackBox, BlackBox> {
         crate::sys::on_fork_child(disarm_in_fork_child);
         crate::exit_watch::watch();
@@ -158,7 +176,14 @@ impl BlackBox {
         let p: *mut BlackBox = leaked;
         match ACTIVE.compare_exchange(std::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
         {
-            Ok(_) => Ok(leaked),
+            Ok(_) => {
+                let len = crate::layout::file_size(leaked.ring_capacity, leaked.stack_capacity);
+                crate::sys::dont_fork(leaked.base.cast(), len);
+                FORK_LEN.store(len, Ordering::Release);
+                FORK_FD.store(leaked._lock.as_raw_fd(), Ordering::Release);
+                FORK_BASE.store(leaked.base.cast(), Ordering::Release);
+                Ok(leaked)
+            }
             // SAFETY: `p` came from Box::leak just above and was never published.
             Err(_) => Err(*unsafe { Box::from_raw(p) }),
         }

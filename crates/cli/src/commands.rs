@@ -45,7 +45,10 @@ pub fn list(dir: &Path, as_json: bool, group: bool) -> Result<Output, Error> {
 fn present(loaded: &Loaded, as_json: bool, opts: &Options, inspecting: bool) -> Output {
     let bt = backtrace::resolve(&loaded.report, opts);
     if !as_json {
-        let stdout = render::report(&loaded.path, &loaded.report, loaded.blackbox.as_ref(), &bt);
+        // Every string of the report came from the crashed process or from a file someone
+        // may have edited: escaped before it reaches the terminal.
+        let shown = crashguard_blackbox::escape_report(&loaded.report);
+        let stdout = render::report(&loaded.path, &shown, loaded.blackbox.as_ref(), &bt);
         return Output {
             stdout,
             warnings: Vec::new(),
@@ -83,12 +86,14 @@ fn present(loaded: &Loaded, as_json: bool, opts: &Options, inspecting: bool) -> 
 /// whose process is gone (what its next run will report) when that is more recent. Unreadable
 /// report files newer than the one chosen are skipped, each with a warning.
 pub fn newest(dir: &Path) -> Result<(Loaded, Vec<String>), Error> {
-    let (searched, files) = input::report_files(dir)?;
+    // The directory is streamed; of the newest files, the first readable one is taken.
+    let found = input::report_files(dir, list::MAX_LISTED)?;
+    let searched = found.searched;
     let mut warnings = Vec::new();
     let mut first_error = None;
     let mut chosen = None;
-    for file in files {
-        match input::load_file(&file) {
+    for file in found.files {
+        match input::load_file(&file.path) {
             Ok(l) => {
                 chosen = Some(l);
                 break;
@@ -103,7 +108,7 @@ pub fn newest(dir: &Path) -> Result<(Loaded, Vec<String>), Error> {
         }
     }
     let root = searched.parent().unwrap_or(dir);
-    for path in input::blackbox_files(root) {
+    for path in input::blackbox_files(root, list::MAX_LISTED) {
         let Ok(l) = input::load_blackbox(&path) else {
             continue;
         };

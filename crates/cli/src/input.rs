@@ -1,12 +1,15 @@
 //! Finding and reading what the commands work on: a report directory, a report JSON file, or a
 //! raw black-box file (recognised by its magic, whatever its name).
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crashguard_blackbox::layout::{self, Header, MAGIC, Record};
-use crashguard_blackbox::{Report, decode, decode_header, list_reports, reports_dir};
+use crashguard_blackbox::{
+    Report, ReportDir, StoredReport, decode, decode_header, reports_dir, sort_newest_first,
+};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -76,14 +79,15 @@ pub struct Loaded {
     pub report: Report,
 }
 
-/// Reads `path`, at most 64 MiB of it.
+/// Reads `path`, at most 64 MiB of it. Only a regular file is read: a FIFO, socket or device
+/// is refused without blocking.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Error> {
-    let file = fs::File::open(path).map_err(|e| Error::read(path, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_INPUT)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::read(path, e))?;
-    Ok(bytes)
+    read_bytes_max(path, MAX_INPUT)
+}
+
+/// Reads at most `max` bytes of the regular file `path`, never blocking.
+pub fn read_bytes_max(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    crashguard_blackbox::read_regular_file(path, max).map_err(|e| Error::read(path, e))
 }
 
 /// Whether `bytes` start like a black box.
@@ -116,15 +120,19 @@ fn box_info(path: &Path, header: &Header, bytes: &[u8]) -> BoxInfo {
 /// Decodes a raw black box; anything else is a data error.
 pub fn load_blackbox(path: &Path) -> Result<Loaded, Error> {
     let bytes = read_bytes(path)?;
+    decode_blackbox(path, &bytes)
+}
+
+fn decode_blackbox(path: &Path, bytes: &[u8]) -> Result<Loaded, Error> {
     let decode_err = |source| Error::Decode {
         path: path.to_owned(),
         source,
     };
-    let header = decode_header(&bytes).map_err(decode_err)?;
-    let report = decode(&bytes).map_err(decode_err)?;
+    let header = decode_header(bytes).map_err(decode_err)?;
+    let report = decode(bytes).map_err(decode_err)?;
     Ok(Loaded {
         path: path.to_owned(),
-        blackbox: Some(box_info(path, &header, &bytes)),
+        blackbox: Some(box_info(path, &header, bytes)),
         report,
     })
 }
@@ -132,11 +140,16 @@ pub fn load_blackbox(path: &Path) -> Result<Loaded, Error> {
 /// Reads a file that is either a raw black box or a report JSON.
 pub fn load_file(path: &Path) -> Result<Loaded, Error> {
     let bytes = read_bytes(path)?;
-    if is_blackbox(&bytes) {
-        return load_blackbox(path);
+    parse_file(path, &bytes)
+}
+
+/// Parses the bytes of a file that is either a raw black box or a report JSON.
+pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Loaded, Error> {
+    if is_blackbox(bytes) {
+        return decode_blackbox(path, bytes);
     }
     let mut report: Report =
-        serde_json::from_slice(&bytes).map_err(|source| Error::InvalidReport {
+        serde_json::from_slice(bytes).map_err(|source| Error::InvalidReport {
             path: path.to_owned(),
             source,
         })?;
@@ -149,11 +162,13 @@ pub fn load_file(path: &Path) -> Result<Loaded, Error> {
     })
 }
 
-/// The report files of a report directory, newest first, and the directory searched.
+/// The newest `limit` report files of a report directory (newest first), how many there are
+/// in all, and the directory searched.
 ///
 /// `dir` may be the report directory given to `Config::report_dir` or its `reports/`
-/// subdirectory.
-pub fn report_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
+/// subdirectory. The directory is streamed: however many files it holds, only `limit` entries
+/// are kept, and no file is opened.
+pub fn report_files(dir: &Path, limit: usize) -> Result<ReportFiles, Error> {
     let meta = fs::metadata(dir).map_err(|e| Error::read(dir, e))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!(
@@ -166,18 +181,92 @@ pub fn report_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>), Error> {
     } else {
         dir
     };
-    let files = list_reports(root).map_err(Error::Store)?;
-    Ok((
-        reports_dir(root),
-        files.into_iter().map(|r| r.path).collect(),
-    ))
+    let opened = ReportDir::open_for_reading(root).map_err(Error::Store)?;
+    let mut newest = Newest::new(limit);
+    let mut total = 0usize;
+    for r in opened.report_files().map_err(Error::Store)? {
+        total += 1;
+        newest.offer(r);
+    }
+    Ok(ReportFiles {
+        searched: reports_dir(root),
+        files: newest.into_sorted(),
+        total,
+    })
+}
+
+/// What [`report_files`] found.
+#[derive(Debug)]
+pub struct ReportFiles {
+    /// The `reports/` directory searched.
+    pub searched: PathBuf,
+    /// The newest files, newest first.
+    pub files: Vec<StoredReport>,
+    /// How many report files the directory holds in all.
+    pub total: usize,
+}
+
+/// Keeps the `limit` newest of the reports offered to it, in O(limit) memory.
+struct Newest {
+    limit: usize,
+    heap: BinaryHeap<Reverse<Key>>,
+}
+
+/// Orders reports by time, then name, like [`crashguard_blackbox::sort_newest_first`].
+struct Key(StoredReport);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .modified
+            .cmp(&other.0.modified)
+            .then_with(|| self.0.path.cmp(&other.0.path))
+    }
+}
+
+impl Newest {
+    fn new(limit: usize) -> Newest {
+        Newest {
+            limit,
+            heap: BinaryHeap::with_capacity(limit.min(1024) + 1),
+        }
+    }
+
+    fn offer(&mut self, r: StoredReport) {
+        if self.limit == 0 {
+            return;
+        }
+        self.heap.push(Reverse(Key(r)));
+        if self.heap.len() > self.limit {
+            self.heap.pop();
+        }
+    }
+
+    fn into_sorted(self) -> Vec<StoredReport> {
+        let mut v: Vec<StoredReport> = self.heap.into_iter().map(|Reverse(Key(r))| r).collect();
+        sort_newest_first(&mut v);
+        v
+    }
 }
 
 /// The newest report in a report directory.
 pub fn load_newest(dir: &Path) -> Result<Loaded, Error> {
-    let (searched, files) = report_files(dir)?;
-    let newest = files.first().ok_or(Error::NoReports { dir: searched })?;
-    load_file(newest)
+    let found = report_files(dir, 1)?;
+    let newest = found.files.first().ok_or(Error::NoReports {
+        dir: found.searched.clone(),
+    })?;
+    load_file(&newest.path)
 }
 
 /// A directory, or a file of either kind.
@@ -190,16 +279,16 @@ pub fn load_target(target: &Path) -> Result<Loaded, Error> {
     }
 }
 
-/// The black-box files of a report directory (`<dir>/blackbox/*.box`), by name.
-pub fn blackbox_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir.join("blackbox")) else {
+/// At most `limit` black-box files of a report directory (`<dir>/blackbox/*.box`), by name,
+/// streamed like [`report_files`].
+pub fn blackbox_files(dir: &Path, limit: usize) -> Vec<PathBuf> {
+    let Ok(opened) = ReportDir::open_for_reading(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "box") && p.is_file())
-        .collect();
+    let Ok(files) = opened.slot_files() else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = files.take(limit).map(|f| f.path).collect();
     out.sort();
     out
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crashguard_blackbox::{Outcome, Report, signal_name};
+use crashguard_blackbox::{Outcome, Report, escape_control, signal_name};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -56,36 +56,63 @@ pub struct BoxEntry {
 pub struct Listing {
     /// The directory the reports came from.
     pub reports_dir: PathBuf,
-    /// Reports, newest first.
+    /// The newest reports (at most [`MAX_LISTED`]), newest first.
     pub reports: Vec<Entry>,
+    /// How many report files the directory holds in all.
+    pub total_reports: usize,
     /// Black-box slot files.
     pub black_boxes: Vec<BoxEntry>,
 }
 
+/// Reports listed at most: the directory is streamed and only this many newest entries are
+/// kept, so a directory of millions of files costs no more than this many rows.
+pub const MAX_LISTED: usize = 200;
+
+/// Bytes read of one listed report; a bigger file is listed as unreadable. Together with
+/// [`MAX_LISTED`] this bounds what `list` holds in memory.
+const MAX_LISTED_REPORT: u64 = 4 << 20;
+
+/// Black-box files listed at most (16 slots for each of 16 apps).
+const MAX_LISTED_BOXES: usize = 256;
+
 /// Reads the reports and black boxes of `dir`.
 pub fn listing(dir: &Path) -> Result<Listing, Error> {
-    let (reports_dir, files) = input::report_files(dir)?;
-    let reports = files
+    let found = input::report_files(dir, MAX_LISTED)?;
+    let reports = found
+        .files
         .into_iter()
-        .map(|path| match input::load_file(&path) {
-            Ok(l) => Entry {
-                path,
-                report: Some(l.report),
-                error: None,
-                uncollected: false,
-            },
-            Err(e) => Entry {
-                path,
-                report: None,
-                error: Some(crate::error::chain(&e)),
-                uncollected: false,
-            },
+        .map(|f| {
+            let loaded = if f.len > MAX_LISTED_REPORT {
+                Err(format!(
+                    "{} bytes: too large for a report (limit {MAX_LISTED_REPORT})",
+                    f.len
+                ))
+            } else {
+                input::read_bytes_max(&f.path, MAX_LISTED_REPORT)
+                    .and_then(|bytes| input::parse_file(&f.path, &bytes))
+                    .map_err(|e| crate::error::chain(&e))
+            };
+            match loaded {
+                Ok(l) => Entry {
+                    path: f.path,
+                    report: Some(l.report),
+                    error: None,
+                    uncollected: false,
+                },
+                Err(e) => Entry {
+                    path: f.path,
+                    report: None,
+                    error: Some(e),
+                    uncollected: false,
+                },
+            }
         })
         .collect::<Vec<_>>();
+    let reports_dir = found.searched;
     let root = reports_dir.parent().unwrap_or(dir);
     let mut black_boxes = Vec::new();
     let mut uncollected = Vec::new();
-    for path in input::blackbox_files(root) {
+    for path in input::blackbox_files(root, MAX_LISTED_BOXES) {
         let (entry, report) = box_entry(&path);
         if entry.state == Some(BoxState::Running) && entry.in_use == Some(false) {
             uncollected.extend(report.map(|r| Entry {
@@ -104,6 +131,7 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
     Ok(Listing {
         reports_dir,
         reports,
+        total_reports: found.total,
         black_boxes,
     })
 }
@@ -215,7 +243,8 @@ pub fn render(l: &Listing) -> String {
         "SUMMARY".into(),
     ]];
     for e in &l.reports {
-        rows.push(match (&e.report, &e.error) {
+        let escaped = e.report.as_ref().map(crashguard_blackbox::escape_report);
+        rows.push(match (&escaped, &e.error) {
             (Some(r), _) => [
                 short_time(last_seen(r)),
                 r.app.clone(),
@@ -232,18 +261,22 @@ pub fn render(l: &Listing) -> String {
                 "?".into(),
                 e.path
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
+                    .map(|n| escape_control(&n.to_string_lossy()).into_owned())
                     .unwrap_or_default(),
                 "?".into(),
                 "unreadable".into(),
                 "-".into(),
-                truncate(err.as_deref().unwrap_or(""), SUMMARY_WIDTH),
+                truncate(&escape_control(err.as_deref().unwrap_or("")), SUMMARY_WIDTH),
             ],
         });
     }
     let mut out = String::new();
     if l.reports.is_empty() {
-        let _ = writeln!(out, "no crash reports in {}", l.reports_dir.display());
+        let _ = writeln!(
+            out,
+            "no crash reports in {}",
+            escape_control(&l.reports_dir.display().to_string())
+        );
     } else {
         let mut widths = [0usize; 6];
         for row in &rows {
@@ -269,6 +302,14 @@ pub fn render(l: &Listing) -> String {
             );
         }
     }
+    if l.total_reports > l.reports.len() {
+        let _ = writeln!(
+            out,
+            "({} older reports not shown; the newest {} are listed)",
+            l.total_reports - l.reports.len(),
+            l.reports.len()
+        );
+    }
     if !l.black_boxes.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -279,7 +320,7 @@ pub fn render(l: &Listing) -> String {
             let name = b
                 .path
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
+                .map(|n| escape_control(&n.to_string_lossy()).into_owned())
                 .unwrap_or_default();
             let state = b
                 .state
@@ -287,16 +328,24 @@ pub fn render(l: &Listing) -> String {
                 .unwrap_or_else(|| "unreadable".to_owned());
             let owner = match (&b.app, b.pid, b.alive) {
                 (Some(app), Some(pid), _) if b.in_use == Some(true) => {
-                    format!("{app} pid {pid} (holds the slot: running)")
+                    format!(
+                        "{} pid {pid} (holds the slot: running)",
+                        escape_control(app)
+                    )
                 }
                 (Some(app), Some(pid), _)
                     if b.in_use == Some(false) && b.state == Some(BoxState::Running) =>
                 {
-                    format!("{app} pid {pid} (gone without a handler running: see the * row)")
+                    format!(
+                        "{} pid {pid} (gone without a handler running: see the * row)",
+                        escape_control(app)
+                    )
                 }
-                (Some(app), Some(pid), Some(true)) => format!("{app} pid {pid} (alive)"),
-                (Some(app), Some(pid), _) => format!("{app} pid {pid}"),
-                _ => b.error.clone().unwrap_or_default(),
+                (Some(app), Some(pid), Some(true)) => {
+                    format!("{} pid {pid} (alive)", escape_control(app))
+                }
+                (Some(app), Some(pid), _) => format!("{} pid {pid}", escape_control(app)),
+                _ => escape_control(b.error.as_deref().unwrap_or_default()).into_owned(),
             };
             let _ = writeln!(out, "  {name:<24} {state:<9} {owner}");
         }

@@ -110,7 +110,8 @@ fn run(cli: &Cli) -> Result<Output, Error> {
 
 /// Prints an error with its chain of causes: `crashguard: cannot read x: Permission denied`.
 fn report_error(e: &Error) {
-    eprintln!("crashguard: {}", crashguard_cli::error::chain(e));
+    let line = crashguard_cli::error::chain(e);
+    eprintln!("crashguard: {}", crashguard_blackbox::escape_control(&line));
 }
 
 fn exit(code: CliExit) -> ExitCode {
@@ -133,11 +134,21 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(out) => {
             for w in &out.warnings {
-                eprintln!("crashguard: warning: {w}");
+                eprintln!(
+                    "crashguard: warning: {}",
+                    crashguard_blackbox::escape_control(w)
+                );
             }
+            // The commands escape what they print; this is the last line of defence of the
+            // terminal against anything that slipped through.
+            let text = if cli.json {
+                crashguard_blackbox::json_terminal_safe(&out.stdout)
+            } else {
+                crashguard_blackbox::terminal_safe(&out.stdout)
+            };
             let mut stdout = std::io::stdout().lock();
             match stdout
-                .write_all(out.stdout.as_bytes())
+                .write_all(text.as_bytes())
                 .and_then(|()| stdout.flush())
             {
                 Ok(()) => exit(CliExit::Ok),

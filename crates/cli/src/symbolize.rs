@@ -290,7 +290,8 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The GNU build id of an object file, hex; `Ok(None)` when the file has none.
 pub fn build_id_of(path: &Path) -> Result<Option<String>, SymbolizeError> {
-    let file = std::fs::File::open(path).map_err(|e| SymbolizeError::Open {
+    // The path comes from a report: never block on a FIFO or device named there.
+    let file = crashguard_blackbox::open_regular_file(path).map_err(|e| SymbolizeError::Open {
         path: path.to_owned(),
         source: Arc::new(e),
     })?;

@@ -12,6 +12,16 @@ pub enum Error {
     AlreadyInstalled,
     /// The black box could not be opened or a report stored.
     BlackBox(crashguard_blackbox::Error),
+    /// The termination log could not be used (a FIFO, a link, a file of another user, ...).
+    TerminationLog(crashguard_blackbox::Error),
+    /// The previous run's record could not be stored (a full disk), so its slot was kept as it
+    /// is for a later run; and no other slot could be prepared for this run.
+    PreviousRunKept {
+        /// Why the previous run's report could not be stored.
+        store: crashguard_blackbox::Error,
+        /// Why no other slot could be prepared.
+        source: crashguard_blackbox::Error,
+    },
     /// The signal handlers could not be installed.
     Signals(crashguard_signals::Error),
     /// A memory or thread budget could not be set up.
@@ -35,6 +45,24 @@ impl fmt::Display for Error {
                 f.write_str("crashguard is already installed in this process (drop the first guard before installing again)")
             }
             Error::BlackBox(_) => f.write_str("cannot set up the black box"),
+            Error::TerminationLog(_) => f.write_str("cannot use the termination log"),
+            Error::PreviousRunKept { store, .. } => {
+                write!(f, "the previous run's report could not be stored (")?;
+                let mut cause: Option<&dyn std::error::Error> = Some(store);
+                let mut first = true;
+                while let Some(c) = cause {
+                    if !first {
+                        f.write_str(": ")?;
+                    }
+                    write!(f, "{c}")?;
+                    first = false;
+                    cause = c.source();
+                }
+                f.write_str(
+                    "), so its black box was kept for a later run; and no other black-box slot \
+                     could be prepared",
+                )
+            }
             Error::Signals(_) => f.write_str("cannot install signal handlers"),
             Error::Budget(_) => f.write_str("cannot set up the memory budget"),
             Error::ThreadBudget(_) => f.write_str("cannot set up the thread budget"),
@@ -46,7 +74,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::BlackBox(e) => Some(e),
+            Error::BlackBox(e) | Error::TerminationLog(e) => Some(e),
+            Error::PreviousRunKept { source, .. } => Some(source),
             Error::Signals(e) => Some(e),
             Error::Budget(e) => Some(e),
             Error::ThreadBudget(e) => Some(e),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crashguard_blackbox::{BlackBox, Options, Outcome};
+use crashguard_blackbox::{BlackBox, Outcome};
 use crashguard_signals::{FatalConfig, FatalHandlers, Signal};
 
 use crate::budgets::Budgets;
@@ -154,26 +154,12 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
     let config = inst.config.clone();
     let report_dir = inst.report_dir.clone();
 
-    let mut slot = crashguard_blackbox::open_slot(
-        &report_dir,
-        &Options {
-            app: config.app.clone(),
-            ring_capacity: config.breadcrumb_capacity,
-            stack_capacity: config.crash_stack_bytes,
-        },
-    )?;
-    // The previous run's report is stored before its black box is reset, so a failure in
-    // between loses nothing.
-    inst.previous = crate::previous::process(
-        slot.previous.take(),
-        slot.previous_raw.take().as_deref(),
-        &report_dir,
-        config.retention,
-        config.symbolize_previous,
-    );
+    // Every slot's record is stored before that slot is reset, so a failure in between loses
+    // nothing; a record that cannot be stored stays in its slot.
+    let (blackbox, previous) = crate::previous::collect(&config, &report_dir)?;
+    inst.previous = previous;
     announce_previous(&inst.previous, config.previous_run_to_stderr);
-    let blackbox = slot
-        .reset()?
+    let blackbox = blackbox
         .arm()
         .map_err(|_| Error::BlackBox(crashguard_blackbox::Error::AlreadyArmed))?;
     inst.blackbox = Some(Armed {

@@ -1,25 +1,37 @@
-//! What `install()` does with the previous run's black box: refine, symbolize, store.
+//! What `install()` does with the black boxes earlier runs left: collect every slot of the app
+//! that no live process holds, refine and symbolize what each recorded, store it, and only then
+//! reset or clear the slot. A slot whose record cannot be stored (a full disk) is left exactly
+//! as it is, for the next run.
 
 use std::path::{Path, PathBuf};
 
-use crashguard_blackbox::{DecodeError, Frame, Outcome, Report, Retention};
+use crashguard_blackbox::{
+    BlackBox, DecodeError, Frame, Options, Outcome, Report, ReportDir, Slot,
+};
 
-/// What the previous run left in this slot, from [`crate::Guard::previous`].
+use crate::{Config, Error};
+
+/// What earlier runs left in the app's slots, from [`crate::Guard::previous`].
 #[derive(Debug, Default)]
 pub struct PreviousRun {
-    /// The decoded report, when the slot held a readable record.
+    /// The decoded report of the earlier run to hand over, when a slot held a readable record:
+    /// the most recent abnormal end, else the most recent end. Reports of other slots
+    /// collected at the same time are stored as report files too.
     pub(crate) report: Option<Report>,
-    /// Where the report was stored, when it was abnormal enough to keep.
+    /// Where that report was stored, when it was abnormal enough to keep.
     pub(crate) stored_at: Option<PathBuf>,
-    /// Why an abnormal report could not be stored (it is still in `report`).
+    /// Why a record could not be written to the report directory, if one could not. Its slot
+    /// was kept as it was, so the next run tries again; nothing is lost.
     pub(crate) store_error: Option<crashguard_blackbox::Error>,
-    /// Why the slot's contents could not be read; the file was kept for inspection.
+    /// Why a slot's contents could not be read; the bytes were kept for inspection.
     pub(crate) error: Option<PreviousRunError>,
 }
 
 impl PreviousRun {
     /// How the previous run ended, if it left a readable black box. Check
-    /// [`Report::outcome`]: a clean exit is reported too.
+    /// [`Report::outcome`]: a clean exit is reported too. When install found several slots of
+    /// the app free (a crash stranded in another slot, a sibling that ended), this is the most
+    /// recent abnormal end among them, else the most recent end; every abnormal one was stored.
     pub fn report(&self) -> Option<&Report> {
         self.report.as_ref()
     }
@@ -29,22 +41,22 @@ impl PreviousRun {
         self.stored_at.as_deref()
     }
 
-    /// Why the report could not be written to the report directory, if it could not (a full
-    /// disk, a `reports` entry that is not a directory). The report is still available from
-    /// [`PreviousRun::report`]; log it, because its black box has been reset.
+    /// Why a report could not be written to the report directory, if it could not (a full
+    /// disk, a `reports` entry that is a link or not a directory). Nothing is lost: the record
+    /// stays in its slot, untouched, and a later run stores it; this run took another slot.
     pub fn store_error(&self) -> Option<&crashguard_blackbox::Error> {
         self.store_error.as_ref()
     }
 
     /// Why the previous run's black box could not be read, if it could not. Its bytes were
-    /// kept in the report directory, and this run started with a fresh black box.
+    /// kept in the report directory (or, when they could not be copied, left in the slot).
     pub fn read_error(&self) -> Option<&PreviousRunError> {
         self.error.as_ref()
     }
 }
 
-/// A black box that could not be decoded. The bytes were kept in the report directory so that
-/// nothing is lost; the new run starts with a fresh black box.
+/// A black box that could not be decoded. Its bytes were copied into the report directory so
+/// that nothing is lost, or, when they could not be, left in their slot for the next run.
 #[derive(Debug, Clone)]
 pub struct PreviousRunError {
     /// What was wrong with it.
@@ -56,10 +68,10 @@ pub struct PreviousRunError {
 impl std::fmt::Display for PreviousRunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "previous run's black box is unreadable: {}", self.error)?;
-        if let Some(p) = &self.saved_to {
-            write!(f, " (kept as {})", p.display())?;
+        match &self.saved_to {
+            Some(p) => write!(f, " (kept as {})", p.display()),
+            None => f.write_str(" (its bytes could not be copied and stay in their slot)"),
         }
-        Ok(())
     }
 }
 
@@ -69,50 +81,142 @@ impl std::error::Error for PreviousRunError {
     }
 }
 
-pub(crate) fn process(
-    previous: Option<Result<Report, DecodeError>>,
-    raw: Option<&[u8]>,
+/// Collects every unlocked slot of the app, deals with what each held, and returns the black
+/// box of the slot this run takes (reset, not yet armed) with what was found.
+///
+/// A slot is reset or cleared only after its record is durably stored (or needs no storing:
+/// empty, or a clean end). A slot whose record could not be stored is released untouched and
+/// skipped; this run then takes another one.
+pub(crate) fn collect(
+    config: &Config,
     report_dir: &Path,
-    retention: Retention,
-    symbolize: bool,
-) -> PreviousRun {
-    match previous {
-        None => PreviousRun::default(),
-        Some(Err(error)) => {
-            let saved_to =
-                raw.and_then(|bytes| crashguard_blackbox::keep_unreadable(report_dir, bytes).ok());
-            PreviousRun {
-                error: Some(PreviousRunError { error, saved_to }),
-                ..PreviousRun::default()
-            }
+) -> Result<(BlackBox, PreviousRun), Error> {
+    let opts = Options {
+        app: config.app.clone(),
+        ring_capacity: config.breadcrumb_capacity,
+        stack_capacity: config.crash_stack_bytes,
+    };
+    let dir = ReportDir::open(report_dir)?;
+    let mut run = PreviousRun::default();
+    let mut found: Vec<(Report, Option<PathBuf>)> = Vec::new();
+    let mut own: Option<Slot> = None;
+    let mut kept: Vec<u32> = Vec::new();
+    for mut slot in dir.collect_slots(&opts)? {
+        if !settle(&dir, config, &mut slot, &mut run, &mut found) {
+            kept.push(slot.number());
+            continue;
         }
-        Some(Ok(mut report)) => {
-            if report.outcome == Outcome::KilledWithoutWarning {
-                crate::budgets::refine_verdict(&mut report);
+        if own.is_none() {
+            own = Some(slot);
+        } else {
+            // Read and stored: the next run must not report it again. A failure here only
+            // means it is reported twice.
+            let _ = slot.clear();
+        }
+    }
+    let own = match own {
+        Some(slot) => slot,
+        None => loop {
+            let mut slot = match dir.take_slot(&opts, &kept) {
+                Ok(slot) => slot,
+                Err(source) => return Err(kept_error(&mut run, source)),
+            };
+            if settle(&dir, config, &mut slot, &mut run, &mut found) {
+                break slot;
             }
-            if symbolize && !report.backtrace.is_empty() {
-                // A fatal signal's first frame is the faulting instruction itself, taken from
-                // the signal context; every other frame is a return address.
-                let exact_first = report.outcome == Outcome::FatalSignal;
-                symbolize_same_binary(&mut report.backtrace, exact_first);
-            }
+            kept.push(slot.number());
+        },
+    };
+    let blackbox = own.reset().map_err(|source| kept_error(&mut run, source))?;
+    // "The previous run" is the most recent abnormal end if there is one (a crash stranded in
+    // another slot is news; a sibling's clean exit after it is not), else the most recent end.
+    // Every abnormal one is in the report directory.
+    let rank = |r: &Report| {
+        let at = r.ended_at.as_deref().unwrap_or(&r.started_at);
+        (
+            r.outcome.is_abnormal(),
+            crashguard_blackbox::time::parse_rfc3339_ns(at).unwrap_or(0),
+        )
+    };
+    if let Some((report, stored_at)) = found.into_iter().max_by_key(|(r, _)| rank(r)) {
+        run.report = Some(report);
+        run.stored_at = stored_at;
+    }
+    Ok((blackbox, run))
+}
+
+/// The error of a run that could prepare no slot: it says, too, that an earlier record could
+/// not be stored and was kept, when that is why another slot was needed.
+fn kept_error(run: &mut PreviousRun, source: crashguard_blackbox::Error) -> Error {
+    match run.store_error.take() {
+        Some(store) => Error::PreviousRunKept { store, source },
+        None => Error::BlackBox(source),
+    }
+}
+
+/// Deals with what one slot held. Returns whether the slot may now be reset (nothing to keep,
+/// or kept safely elsewhere); `false` leaves the evidence in the slot.
+fn settle(
+    dir: &ReportDir,
+    config: &Config,
+    slot: &mut Slot,
+    run: &mut PreviousRun,
+    found: &mut Vec<(Report, Option<PathBuf>)>,
+) -> bool {
+    let raw = slot.previous_raw.take();
+    match slot.previous.take() {
+        None => true,
+        Some(Err(error)) => {
+            let saved = raw.map(|bytes| dir.keep_unreadable(&config.app, &bytes, config.retention));
+            let (saved_to, ok) = match saved {
+                Some(Ok(path)) => (Some(path), true),
+                Some(Err(e)) => {
+                    run.store_error.get_or_insert(e);
+                    (None, false)
+                }
+                None => (None, true),
+            };
+            run.error
+                .get_or_insert(PreviousRunError { error, saved_to });
+            ok
+        }
+        Some(Ok(report)) => {
+            let report = refine(report, config.symbolize_previous);
             let stored = report
                 .outcome
                 .is_abnormal()
-                .then(|| crashguard_blackbox::write_report(report_dir, &report, retention));
-            let (stored_at, store_error) = match stored {
-                Some(Ok(path)) => (Some(path), None),
-                Some(Err(e)) => (None, Some(e)),
-                None => (None, None),
-            };
-            PreviousRun {
-                report: Some(report),
-                stored_at,
-                store_error,
-                error: None,
+                .then(|| dir.write_report(&config.app, &report, config.retention));
+            match stored {
+                Some(Err(e)) => {
+                    run.store_error.get_or_insert(e);
+                    found.push((report, None));
+                    false
+                }
+                Some(Ok(path)) => {
+                    found.push((report, Some(path)));
+                    true
+                }
+                None => {
+                    found.push((report, None));
+                    true
+                }
             }
         }
     }
+}
+
+/// The verdict of a run that vanished, and the executable's own frames symbolized.
+fn refine(mut report: Report, symbolize: bool) -> Report {
+    if report.outcome == Outcome::KilledWithoutWarning {
+        crate::budgets::refine_verdict(&mut report);
+    }
+    if symbolize && !report.backtrace.is_empty() {
+        // A fatal signal's first frame is the faulting instruction itself, taken from the
+        // signal context; every other frame is a return address.
+        let exact_first = report.outcome == Outcome::FatalSignal;
+        symbolize_same_binary(&mut report.backtrace, exact_first);
+    }
+    report
 }
 
 /// Resolves frames whose module is this very executable with the same build id, by translating

@@ -2,10 +2,9 @@
 //! file that Kubernetes (and similar) shows in the pod's status. The file is opened at install
 //! so that the crash path never has to open anything.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crashguard_blackbox::Outcome;
@@ -23,29 +22,24 @@ pub(crate) struct TermLog {
 }
 
 impl TermLog {
+    /// Opens the configured file. It must be a regular file with one link, owned by this
+    /// process's uid (or, for [`TerminationLog::Auto`], by root: the orchestrator provides it);
+    /// a FIFO, a device, a link or a file of another user is refused with an error naming the
+    /// problem, and no open can block.
     pub(crate) fn open(config: &TerminationLog) -> Result<Option<TermLog>, Error> {
-        let path = match config {
+        let (path, orchestrator_owned) = match config {
             TerminationLog::Disabled => return Ok(None),
             TerminationLog::Auto => {
                 let p = Path::new("/dev/termination-log");
-                if !p.exists() {
+                if std::fs::symlink_metadata(p).is_err() {
                     return Ok(None);
                 }
-                p.to_owned()
+                (p.to_owned(), true)
             }
-            TerminationLog::Path(p) => p.clone(),
+            TerminationLog::Path(p) => (p.clone(), false),
         };
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|source| Error::Io {
-                what: "open the termination log",
-                source,
-            })?;
+        let file = crashguard_blackbox::open_termination_log(&path, orchestrator_owned)
+            .map_err(Error::TerminationLog)?;
         Ok(Some(TermLog { file }))
     }
 

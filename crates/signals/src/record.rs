@@ -275,6 +275,7 @@ pub(crate) fn emit(state: &Installed, line: &[u8]) {
         assafe::write_fd(2, line);
     }
     if state.termination_log_fd >= 0 {
-        assafe::write_fd(state.termination_log_fd, line);
+        // The whole file is this line: an earlier, longer message must not keep its tail.
+        assafe::replace_fd_contents(state.termination_log_fd, line);
     }
 }

@@ -5,13 +5,11 @@
 //! enumerated (frames are then recorded as absolute addresses).
 
 pub(crate) mod exit;
+pub(crate) mod fs;
 pub(crate) mod modules;
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 /// Which clock to read.
 #[derive(Clone, Copy, Debug)]
@@ -106,18 +104,16 @@ pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
     }
 }
 
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
-}
-
-/// Extra `open` flags for files crashguard creates: never through a symbolic link, never
-/// inherited by a child process.
-pub(crate) const PRIVATE_OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC;
-
-/// Whether `open` failed because the last path component is a symbolic link (`O_NOFOLLOW`).
-pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ELOOP)
+/// Empties the file `fd` and moves its offset to the start; errors are ignored.
+///
+/// Async-signal-safe.
+pub(crate) fn truncate_and_rewind(fd: i32) {
+    // SAFETY: ftruncate and lseek take a descriptor and integers; both are on the POSIX
+    // async-signal-safe list.
+    unsafe {
+        libc::ftruncate(fd, 0);
+        libc::lseek(fd, 0, libc::SEEK_SET);
+    }
 }
 
 /// Unmaps a mapping made by [`map_shared`].
@@ -128,19 +124,6 @@ pub(crate) fn is_symlink_refusal(e: &io::Error) -> bool {
 pub(crate) unsafe fn unmap(base: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
     unsafe { libc::munmap(base.cast(), len) };
-}
-
-/// Opens (creating with mode 0600) a regular file for reading and writing, refusing symlinks.
-pub(crate) fn open_private(path: &Path) -> io::Result<OwnedFd> {
-    let c = cstring(path)?;
-    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `c` is a valid NUL-terminated path; open returns a new descriptor or -1.
-    let fd = unsafe { libc::open(c.as_ptr(), flags, 0o600 as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by open and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Takes an exclusive, non-blocking `flock`. `Ok(false)` when another process holds it.
@@ -233,6 +216,48 @@ pub(crate) fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn reserve(_fd: &OwnedFd, _len: u64) -> io::Result<()> {
     Ok(())
+}
+
+/// Keeps a mapping out of every child made by `fork`: the child gets a hole instead of a share
+/// of the file, so it neither writes into this process's record nor keeps the slot's file
+/// description (and so its `flock`) alive. Errors are ignored: the fork handler below covers
+/// children made through `fork(3)` either way.
+#[cfg(target_os = "linux")]
+pub(crate) fn dont_fork(base: *mut u8, len: usize) {
+    // SAFETY: madvise only changes how the kernel copies the range at fork; the range is one
+    // mapping we own.
+    unsafe { libc::madvise(base.cast(), len, libc::MADV_DONTFORK) };
+}
+
+/// Other Unixes have no `MADV_DONTFORK`; the fork handler replaces the mapping instead.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn dont_fork(_base: *mut u8, _len: usize) {}
+
+/// In a child made by `fork`: puts private, zero-filled memory where the parent's black box
+/// was mapped (a hole after `MADV_DONTFORK`, the shared mapping elsewhere), so that any write
+/// the child still makes through an old reference lands in memory of its own instead of
+/// faulting or reaching the parent's file; and closes the child's copy of the slot's
+/// descriptor, so the child holds no reference to the locked file description.
+///
+/// Async-signal-safe: `mmap` and `close` are single system calls.
+pub(crate) fn detach_in_child(base: *mut u8, len: usize, fd: i32) {
+    // SAFETY: MAP_FIXED over an address range the parent mapped and this child owns (the
+    // child is single-threaded at this point); nothing else is mapped there.
+    unsafe {
+        libc::mmap(
+            base.cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: the descriptor is the child's copy of the slot's; the box that owns it is
+        // leaked and never closes it in the child (it is no longer the active box there).
+        unsafe { libc::close(fd) };
+    }
 }
 
 /// Registers `child` to run in every child process right after `fork`, once per process
