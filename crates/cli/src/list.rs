@@ -302,12 +302,12 @@ pub fn render(l: &Listing) -> String {
             );
         }
     }
-    if l.total_reports > l.reports.len() {
+    let listed = l.reports.iter().filter(|e| !e.uncollected).count();
+    if l.total_reports > listed {
         let _ = writeln!(
             out,
-            "({} older reports not shown; the newest {} are listed)",
-            l.total_reports - l.reports.len(),
-            l.reports.len()
+            "({} older reports not shown; the newest {listed} are listed)",
+            l.total_reports - listed,
         );
     }
     if !l.black_boxes.is_empty() {
