@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crashguard::Report;
 
+pub mod alloc_pairs;
 pub mod child_protocol;
 
 /// How long any child may live before the watchdog kills it and fails the test.

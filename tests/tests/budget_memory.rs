@@ -293,3 +293,40 @@ fn steady_growth_meets_the_graceful_threshold_drains_and_exits_80_before_the_all
     assert_eq!(shutdown.reason, "memory_budget", "{}", ctx());
     assert_eq!(shutdown.hooks.len(), 1, "{}", ctx());
 }
+
+/// Runs an attribution scenario: the budget refused a `try_reserve`, then the process aborted
+/// for another reason. The run must end as the SIGABRT it was (134), not as the budget (80).
+fn abort_after_refusal_stays_sigabrt(scenario: &str) {
+    let dir = TempDir::new(scenario);
+    let ended = Child::start(command(dir.path(), scenario, &[])).finish();
+    ended.assert_killed_by(libc::SIGABRT);
+    assert_eq!(
+        ended.line("REFUSED "),
+        Some("true"),
+        "the budget refused the try_reserve\n{ended}"
+    );
+    assert!(
+        !ended.stderr.contains("memory budget exhausted"),
+        "not summarised as the budget\n{ended}"
+    );
+    let (_restarted, r) = restart(dir.path());
+    let ctx = || format!("{}\n{ended}", r.to_json_pretty());
+    assert_eq!(r.outcome, Outcome::FatalSignal, "{}", ctx());
+    assert_eq!(r.exit_code, Some(134), "{}", ctx());
+    assert_eq!(
+        r.signal.as_ref().map(|s| s.name.as_str()),
+        Some("SIGABRT"),
+        "{}",
+        ctx()
+    );
+}
+
+#[test]
+fn an_abort_after_a_refused_try_reserve_on_the_same_thread_stays_sigabrt() {
+    abort_after_refusal_stays_sigabrt("mem-try-reserve-abort");
+}
+
+#[test]
+fn an_abort_while_another_thread_was_refused_stays_sigabrt() {
+    abort_after_refusal_stays_sigabrt("mem-refused-elsewhere-abort");
+}

@@ -66,6 +66,7 @@ pub mod modules;
 mod names;
 mod open;
 mod outcome;
+pub mod refusal;
 mod report;
 mod shutdown_kinds;
 pub mod signature;

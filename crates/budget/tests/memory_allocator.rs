@@ -176,7 +176,9 @@ fn an_inner_failure_is_recorded_as_not_the_budget() {
     }
     let a = BudgetAllocator::new(Refuses);
     let before = live_bytes();
-    for size in [24usize, 3 * BATCH] {
+    // A request larger than what is left of the thread's allowance takes the slow path, which
+    // checks the inner allocator's result: the failure is recorded and not counted.
+    for size in [3 * BATCH, 5 * BATCH] {
         let layout = Layout::from_size_align(size, 16).unwrap();
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { a.alloc(layout) };
@@ -191,11 +193,19 @@ fn an_inner_failure_is_recorded_as_not_the_budget() {
             ),
             // The first failure of a thread stands for a second: later ones (std's
             // out-of-memory hook allocating to print a backtrace) must not hide it.
-            (24, 16, 0, u64::MAX)
+            (3 * BATCH as u64, 16, 0, u64::MAX)
         );
     }
-    // Failed requests are not counted.
     assert!(near(live_bytes(), before));
+    // A small request within the allowance takes the fast path, which does not look at the
+    // result (that is what keeps it at a few instructions): it stays counted, at most its own
+    // size, and is not recorded. The thread's next call settles as usual.
+    let layout = Layout::from_size_align(24, 16).unwrap();
+    // SAFETY: the layout has a non-zero size.
+    let p = unsafe { a.alloc(layout) };
+    assert!(p.is_null());
+    let after = live_bytes();
+    assert!(after <= before + 24 + BATCH as u64 && near(after, before));
 }
 
 static SOFT_CALLS: AtomicUsize = AtomicUsize::new(0);

@@ -13,10 +13,6 @@ use crashguard_blackbox::{BlackBox, EndWriter, ExitCode, Outcome};
 use crate::state::Installed;
 use crate::{context, stacks, sys, unwind};
 
-/// An allocation failure on the crashing thread this recent turns a SIGABRT into the
-/// memory-budget outcome (Rust's default out-of-memory handler aborts right after the failure).
-const ALLOC_FAILURE_WINDOW_NS: u64 = 5_000_000_000;
-
 /// What the handler learned about the crash.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Crash {
@@ -88,7 +84,7 @@ impl Crash {
             ..Crash::EMPTY
         };
         crash.name_len = assafe::current_thread_name(&mut crash.name);
-        if bb.is_some_and(|bb| is_memory_budget_abort(bb, &crash)) {
+        if bb.is_some() && is_memory_budget_abort(&crash) {
             crash.memory_budget = true;
             crash.outcome = Outcome::MemoryBudget;
             crash.exit_code = u32::from(ExitCode::MemoryBudget.code());
@@ -102,21 +98,18 @@ impl Crash {
     }
 }
 
-/// Whether this SIGABRT follows a recent allocation failure. Any thread's counts: when several
-/// threads are refused near the limit, the record holds the latest refusal, which need not be
-/// the aborting thread's. The read is retried while another refusal is being written.
+/// Whether this SIGABRT is the abort that follows the memory budget's refusal of an
+/// allocation on this very thread (see `crashguard_blackbox::refusal`): `handle_alloc_error`
+/// calls `abort()`, which sends SIGABRT to the calling thread, before that thread calls the
+/// allocator again. A `try_reserve` that went on, an abort on another thread, a SIGABRT sent
+/// from outside all stay SIGABRT.
 ///
 /// Async-signal-safe.
-fn is_memory_budget_abort(bb: &BlackBox, crash: &Crash) -> bool {
-    if crash.signo != libc::SIGABRT {
-        return false;
-    }
-    let failure = (0..8).find_map(|_| bb.alloc_failure());
-    let Some(failure) = failure else {
-        return false;
-    };
-    let now = assafe::now_realtime_ns();
-    now.saturating_sub(failure.at_ns) <= ALLOC_FAILURE_WINDOW_NS
+fn is_memory_budget_abort(crash: &Crash) -> bool {
+    crash.signo == libc::SIGABRT
+        && crash.sent
+        && crash.sender_pid == sys::getpid()
+        && crashguard_blackbox::refusal::refused_on_this_thread()
 }
 
 /// Buffers the recording thread uses (the first crashing thread only).

@@ -29,6 +29,11 @@
 //! - `mem-graceful`: a 64 MiB budget sampled every 10 ms; grow the heap by 1 MiB every 10 ms
 //!   while listening for the shutdown, print `SOFT <status json>` from the soft callback and
 //!   `STATUS <json>` before and after, `DRAINING <reason>` when the shutdown comes.
+//! - `mem-try-reserve-abort`: a 64 MiB budget; a `try_reserve` of 128 MiB is refused (`Err`),
+//!   the child prints `REFUSED` (which allocates) and then calls `abort()`: SIGABRT, not the
+//!   memory budget.
+//! - `mem-refused-elsewhere-abort`: a 64 MiB budget; another thread is refused a `try_reserve`
+//!   and then waits without allocating; the main thread calls `abort()`: SIGABRT.
 //! - `mem-fill PERCENT`: a 64 MiB budget; hold PERCENT% of it in live heap, wait for a
 //!   heartbeat that shows it, print `READY`, block.
 //! - `threads-error`: a budget of 20 threads; spawn `leaky-N` threads that never end until a
@@ -99,6 +104,29 @@ fn main() -> ExitCode {
         ("none", _) => ExitCode::SUCCESS,
         ("mem-budget", _) => allocate_until_stopped(MIB as usize, true),
         ("mem-graceful", _) => grow_until_shutdown(&guard),
+        ("mem-try-reserve-abort", _) => {
+            let mut v: Vec<u8> = Vec::new();
+            let refused = v.try_reserve(2 * BUDGET as usize).is_err();
+            say(&format!("REFUSED {refused}"));
+            std::process::abort()
+        }
+        ("mem-refused-elsewhere-abort", _) => {
+            let (tx, rx) = mpsc::channel::<bool>();
+            let (_hold, wait) = mpsc::channel::<()>();
+            let _refused = std::thread::Builder::new()
+                .name("refused".into())
+                .spawn(move || {
+                    let mut v: Vec<u8> = Vec::new();
+                    let refused = v.try_reserve(2 * BUDGET as usize).is_err();
+                    let _ = tx.send(refused);
+                    // Waits without touching the allocator: its refusal mark stays set.
+                    let _ = wait.recv();
+                })
+                .expect("spawn");
+            let refused = rx.recv().unwrap_or(false);
+            say(&format!("REFUSED {refused}"));
+            std::process::abort()
+        }
         ("mem-rlimit-as", _) => {
             // The first heartbeat comes from the sampler thread; wait for it so that the
             // report has the resource figures too.
@@ -178,7 +206,9 @@ fn config_for(dir: &str, scenario: &str) -> Option<crashguard::Config> {
         "none" | "mem-rlimit-as" | "threads-nproc" | "threads-rlimit-as" => config,
         // The allocator's refusal alone: the spike this scenario makes (1 MiB chunks as fast
         // as they come) must meet the backstop, not race the sampler's graceful shutdown.
-        "mem-budget" => config.memory_budget(memory).memory_shutdown_share(1.0),
+        "mem-budget" | "mem-try-reserve-abort" | "mem-refused-elsewhere-abort" => {
+            config.memory_budget(memory).memory_shutdown_share(1.0)
+        }
         // Holds up to 92% of the budget and waits to be killed: a graceful shutdown at 90%
         // would end it first.
         "mem-fill" => config.memory_budget(memory).memory_shutdown_share(1.0),

@@ -3,7 +3,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-use super::accounting::{charge, release};
+use super::accounting::{charge_slow, give, release_slow, take, untake};
 
 /// Wraps any [`GlobalAlloc`] (`System`, jemalloc, mimalloc) and counts the bytes it has live.
 ///
@@ -44,13 +44,22 @@ impl<A> BudgetAllocator<A> {
     }
 }
 
-/// A size as the signed delta the accounting works in. `Layout` guarantees sizes fit in an
-/// `isize`; the saturation only keeps the conversion panic-free.
-///
-/// Async-signal-safe.
-#[inline(always)]
-fn delta(size: usize) -> isize {
-    isize::try_from(size).unwrap_or(isize::MAX)
+impl<A: GlobalAlloc> BudgetAllocator<A> {
+    /// The slow path of `dealloc`, out of line with the inner call in it, so that the fast path
+    /// stays a subtraction, a branch and a tail call (nothing to save across a call).
+    ///
+    /// Async-signal-safe (if the inner allocator's `dealloc` is).
+    ///
+    /// # Safety
+    ///
+    /// As for `GlobalAlloc::dealloc`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, ptr: *mut u8, layout: Layout) {
+        release_slow(layout.size());
+        // SAFETY: the caller upholds `GlobalAlloc::dealloc`'s contract.
+        unsafe { self.inner.dealloc(ptr, layout) };
+    }
 }
 
 // SAFETY: every method forwards to the inner allocator with the caller's arguments unchanged,
@@ -60,8 +69,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BudgetAllocator<A> {
     /// Async-signal-safe (if the inner allocator's `alloc` is).
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        charge(delta(layout.size()), layout.size(), layout.align(), || {
+        if take(layout.size()) {
             // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract for `layout`.
+            return unsafe { self.inner.alloc(layout) };
+        }
+        charge_slow(layout.size(), layout.size(), layout.align(), || {
+            // SAFETY: as above.
             unsafe { self.inner.alloc(layout) }
         })
     }
@@ -69,8 +82,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BudgetAllocator<A> {
     /// Async-signal-safe (if the inner allocator's `alloc_zeroed` is).
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        charge(delta(layout.size()), layout.size(), layout.align(), || {
+        if take(layout.size()) {
             // SAFETY: the caller upholds `GlobalAlloc::alloc_zeroed`'s contract for `layout`.
+            return unsafe { self.inner.alloc_zeroed(layout) };
+        }
+        charge_slow(layout.size(), layout.size(), layout.align(), || {
+            // SAFETY: as above.
             unsafe { self.inner.alloc_zeroed(layout) }
         })
     }
@@ -78,29 +95,41 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for BudgetAllocator<A> {
     /// Async-signal-safe (if the inner allocator's `dealloc` is).
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller guarantees `ptr` was allocated by this allocator with `layout`;
-        // this allocator hands out exactly the inner allocator's blocks.
-        unsafe { self.inner.dealloc(ptr, layout) };
-        release(delta(layout.size()));
+        if give(layout.size()) {
+            // SAFETY: the caller guarantees `ptr` was allocated by this allocator with
+            // `layout`; this allocator hands out exactly the inner allocator's blocks.
+            return unsafe { self.inner.dealloc(ptr, layout) };
+        }
+        // SAFETY: as above.
+        unsafe { self.dealloc_slow(ptr, layout) }
     }
 
     /// Async-signal-safe (if the inner allocator's `realloc` is).
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let grow = delta(new_size) - delta(layout.size());
         let op = || {
             // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract for `ptr`, `layout`
             // and `new_size`, and the block is the inner allocator's own.
             unsafe { self.inner.realloc(ptr, layout, new_size) }
         };
-        if grow >= 0 {
-            charge(grow, new_size, layout.align(), op)
+        let old = layout.size();
+        if new_size >= old {
+            let grow = new_size - old;
+            if !take(grow) {
+                return charge_slow(grow, new_size, layout.align(), op);
+            }
+            let p = op();
+            if p.is_null() {
+                // The block stays as it was: give the growth back and record the failure.
+                untake(grow, new_size, layout.align());
+            }
+            p
         } else {
-            // Shrinking is never refused by the budget; only a failure of the inner allocator
-            // is recorded, and the count changes only once the block really shrank.
-            let p = charge(0, new_size, layout.align(), op);
-            if !p.is_null() {
-                release(-grow);
+            // Shrinking is never refused by the budget; the count changes only once the block
+            // really shrank.
+            let p = op();
+            if !p.is_null() && !give(old - new_size) {
+                release_slow(old - new_size);
             }
             p
         }
