@@ -353,7 +353,9 @@ fn run(dir: &Path, scenario: &str) {
         }
         "memory-budget" => {
             let bb = setup(dir, FatalConfig::new());
+            // What BudgetAllocator does when it refuses: record, mark this thread, return null.
             bb.record_alloc_failure(1 << 30, 8, 4096, 1 << 20, true);
+            crashguard_blackbox::refusal::mark_refused();
             // SAFETY: deliberately aborts, as Rust's default allocation-error handler does.
             unsafe { libc::abort() };
         }
