@@ -43,3 +43,29 @@ fn each_cause_is_printed_once() {
     assert_eq!(err.matches("truncated").count(), 1, "{err}");
     assert_eq!(err.matches("short.box").count(), 1, "{err}");
 }
+
+#[test]
+fn export_refuses_a_report_without_registers_with_a_data_error() {
+    let dir = temp_dir("oncall-export");
+    let bytes = make_box(&dir, "svc", |bb| bb.breadcrumb("then nothing"));
+    let file = dir.join("killed.box");
+    std::fs::write(&file, &bytes).expect("write");
+    let out = dir.join("crash.dmp");
+    let o = crashguard(&[
+        "export",
+        "--minidump",
+        file.to_str().expect("utf-8"),
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_status(&o, 65);
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot export") && err.contains("killed_without_warning"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    // The format must be named.
+    let o = crashguard(&["export", file.to_str().expect("utf-8"), "-o", "x.dmp"]);
+    assert_status(&o, 64);
+}
