@@ -261,7 +261,12 @@ impl BlackBox {
         let start = assafe::now_monotonic_ns();
         loop {
             let claimant = self.claimant();
-            if self.state() == STATE_ENDED || claimant == 0 || claimant == me {
+            if claimant == 0 || claimant == me {
+                return;
+            }
+            // Uncommitted: someone is writing. Committed by a crash handler: it is about to end
+            // the process (chaining, re-raising), and the status it ends with is the record's.
+            if self.state() == STATE_ENDED && !self.ended_by_crash() {
                 return;
             }
             if assafe::now_monotonic_ns().saturating_sub(start) >= limit {
@@ -269,6 +274,85 @@ impl BlackBox {
             }
             crate::sys::exit::sleep_ns(1_000_000);
         }
+    }
+
+    /// Whether the committed `end` section was written by a fatal-signal handler (or its
+    /// watchdog): a fatal signal, a handler failure, or the memory budget's abort.
+    ///
+    /// Async-signal-safe.
+    fn ended_by_crash(&self) -> bool {
+        // SAFETY: integer reads of the live mapping.
+        let (outcome, signal) = unsafe { ((*self.base).end.outcome, (*self.base).end.signal) };
+        match Outcome::from_code(outcome) {
+            Some(Outcome::FatalSignal | Outcome::HandlerFailure) => true,
+            Some(Outcome::MemoryBudget) => signal != 0,
+            _ => false,
+        }
+    }
+
+    /// The `end` section for the fatal-signal handler: a crash always wins over a clean end.
+    ///
+    /// Claims it when it is free. When another party committed an end that was not a crash (a
+    /// clean exit recorded by a shutdown or a dropped guard, an `exit`, a shutdown outcome) and
+    /// the process then crashed anyway (an `atexit` handler, a destructor after `Guard::exit`),
+    /// the end is reopened for the crash: the claim is taken, the state word goes back to
+    /// "running" (so that a death half-way is read as "killed without warning", never as the
+    /// old clean end), and the section is cleared. When a normal thread holds the claim but has
+    /// not committed (it is writing its end right now), this waits up to 100 ms for its commit
+    /// first; its commit after the takeover is refused ([`EndWriter::commit`] checks the claim).
+    /// `None` only when a crash record already stands.
+    ///
+    /// Async-signal-safe.
+    pub fn claim_end_for_crash(&self) -> Option<EndWriter<'_>> {
+        if let Some(w) = self.claim_end() {
+            return Some(w);
+        }
+        let me = assafe::gettid().max(1);
+        let start = assafe::now_monotonic_ns();
+        while self.state() != STATE_ENDED
+            && self.claimant() != me
+            && assafe::now_monotonic_ns().saturating_sub(start) < 100_000_000
+        {
+            crate::sys::exit::sleep_ns(1_000_000);
+        }
+        if self.state() == STATE_ENDED && self.ended_by_crash() {
+            return None;
+        }
+        // SAFETY: field projection of the live mapping.
+        let claim = self.atomic_u32(unsafe { &raw mut (*self.base).claim });
+        // The claimant may be this very thread: a shutdown that ran here recorded its clean
+        // end, and then an `atexit` handler on this thread faulted.
+        let current = claim.load(Ordering::Acquire);
+        if claim
+            .compare_exchange(current, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return None;
+        }
+        // SAFETY: integer reads of the live mapping.
+        let (outcome, code) = unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) };
+        let was_ended = self.state() == STATE_ENDED;
+        // SAFETY: field projection of the live mapping.
+        let state = self.atomic_u32(unsafe { &raw mut (*self.base).state });
+        state.store(crate::layout::STATE_RUNNING, Ordering::Release);
+        let mut w = EndWriter { bb: self };
+        let end = w.end();
+        // SAFETY: `End` is integers and byte arrays; all zero is a valid value.
+        unsafe { std::ptr::write_bytes(std::ptr::from_mut(end), 0, 1) };
+        if was_ended {
+            let mut line = assafe::LineBuf::<96>::new();
+            line.push(b"crash after the end was recorded as ");
+            match Outcome::from_code(outcome) {
+                Some(o) => line.push(o.as_str().as_bytes()),
+                None => line.dec(u64::from(outcome)),
+            };
+            line.push(b" (status ").dec(u64::from(code)).push(b")");
+            // Safe to read back: the line is ASCII.
+            if let Ok(text) = std::str::from_utf8(line.as_bytes()) {
+                self.breadcrumb(text);
+            }
+        }
+        Some(w)
     }
 
     /// Path of the black-box file.
@@ -625,6 +709,11 @@ impl EndWriter<'_> {
         end.checksum = 0;
         let sum = end_checksum(end);
         self.end().checksum = sum;
+        // A crash handler (or the watchdog) may have taken the claim over while this writer
+        // filled the section: then its record is the one that stands.
+        if self.bb.claimant() != assafe::gettid().max(1) {
+            return;
+        }
         let b = self.bb.base;
         // SAFETY: field projection of the live mapping.
         let state = self.bb.atomic_u32(unsafe { &raw mut (*b).state });

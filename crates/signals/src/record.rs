@@ -156,7 +156,9 @@ fn fill_basics(end: &mut End, crash: &Crash, pc: usize) {
 ///
 /// Async-signal-safe.
 pub(crate) fn record(bb: &BlackBox, state: &Installed, crash: &Crash, buf: &mut Buffers) {
-    let Some(mut writer) = bb.claim_end() else {
+    // A crash always wins over a clean end recorded before it (an atexit handler or a
+    // destructor that faults after `Guard::exit`).
+    let Some(mut writer) = bb.claim_end_for_crash() else {
         return;
     };
     fill_basics(writer.end(), crash, buf.regs.pc);

@@ -23,7 +23,10 @@
 //! `install-twice`, `zero-grace`; exits outside crashguard: `process-exit-3`
 //! (`std::process::exit(3)`), `libc-exit-4`, `drop-then-return-5` (the guard is dropped, then
 //! `main` returns 5), `drop-then-return-0`, `forget-guard` (the guard is leaked and `main`
-//! returns 0), `guard-exit-app-69` (`guard.exit(ExitCode::app(69))`).
+//! returns 0), `guard-exit-app-69` (`guard.exit(ExitCode::app(69))`); a crash wins over a clean
+//! end: `segv-in-atexit-after-guard-exit` (an `atexit` handler faults after `guard.exit(Ok)`
+//! recorded the clean end), `exit-while-handler-runs` (a thread faults, and while crashguard's
+//! handler chains to a slow handler installed before it, the main thread calls `exit(0)`).
 
 use std::hint::black_box;
 use std::io::BufRead;
@@ -41,6 +44,9 @@ fn main() -> ExitCode {
     let exit_policy = args.iter().skip(2).any(|a| a == "--exit-policy");
     if scenario == "zero-grace" {
         return zero_grace(dir);
+    }
+    if scenario == "exit-while-handler-runs" {
+        install_slow_segv_handler();
     }
     let mut config = crashguard::Config::new("child").report_dir(dir);
     if exit_policy {
@@ -94,6 +100,32 @@ fn main() -> ExitCode {
             std::mem::forget(guard);
             return ExitCode::SUCCESS;
         }
+        "segv-in-atexit-after-guard-exit" => {
+            extern "C" fn fault_at_exit() {
+                crash_null_write();
+            }
+            // SAFETY: registers a plain extern "C" function; it runs during exit, after the
+            // shutdown below recorded its clean end.
+            unsafe { libc::atexit(fault_at_exit) };
+            guard.exit(crashguard::ExitCode::Ok)
+        }
+        "exit-while-handler-runs" => {
+            // A thread faults; crashguard records, then chains to the slow handler installed
+            // before it; meanwhile this thread exits with status 0.
+            std::thread::Builder::new()
+                .name("faulting".into())
+                .spawn(crash_null_write)
+                .expect("spawn");
+            let start = std::time::Instant::now();
+            while !SLOW_HANDLER_ENTERED.load(std::sync::atomic::Ordering::Acquire) {
+                if start.elapsed() > std::time::Duration::from_secs(20) {
+                    say("RESULT the slow handler never ran");
+                    return ExitCode::from(1);
+                }
+                std::thread::yield_now();
+            }
+            std::process::exit(0)
+        }
         "guard-exit-app-69" => {
             guard.exit(crashguard::ExitCode::app(69).expect("69 is an application code"))
         }
@@ -111,6 +143,26 @@ fn main() -> ExitCode {
     }
     drop(guard);
     ExitCode::SUCCESS
+}
+
+/// Set by the slow SIGSEGV handler when it starts.
+static SLOW_HANDLER_ENTERED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// A SIGSEGV handler installed before crashguard (which chains to it after recording) that
+/// takes 300 ms: another thread's `exit(0)` runs while the crash is still being handled.
+fn install_slow_segv_handler() {
+    extern "C" fn slow(_: libc::c_int) {
+        SLOW_HANDLER_ENTERED.store(true, std::sync::atomic::Ordering::Release);
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 300_000_000,
+        };
+        // SAFETY: nanosleep is async-signal-safe and reads one timespec.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    }
+    // SAFETY: installs a plain handler that only stores an atomic and sleeps.
+    unsafe { libc::signal(libc::SIGSEGV, slow as *const () as libc::sighandler_t) };
 }
 
 fn zero_grace(dir: &str) -> ExitCode {
