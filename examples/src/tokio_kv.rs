@@ -277,16 +277,26 @@ fn main() -> std::process::ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tokio-kv: cannot start the runtime: {e}");
-            return guard.shutdown(ExitCode::Ok);
+            return guard.shutdown(unavailable());
         }
     };
     let result = runtime.block_on(run(opts, &guard));
     // Every task is done or parked on a closed socket; do not wait for stragglers.
     runtime.shutdown_background();
-    if let Err(e) = result {
-        eprintln!("tokio-kv: {e}");
-    }
     // The application's drain is over: run what is left of the shutdown and return its status
-    // (0 after a completed shutdown), so that main's own destructors still run.
-    guard.shutdown(ExitCode::Ok)
+    // (0 after a completed shutdown), so that main's own destructors still run. A service that
+    // could not start (the port is taken, the log unreadable) exits 69, EX_UNAVAILABLE, which
+    // the next run reports as `exit` with that status.
+    match result {
+        Ok(()) => guard.shutdown(ExitCode::Ok),
+        Err(e) => {
+            eprintln!("tokio-kv: {e}");
+            guard.shutdown(unavailable())
+        }
+    }
+}
+
+/// The application's own exit code for "cannot serve": 69 (`EX_UNAVAILABLE`).
+fn unavailable() -> ExitCode {
+    ExitCode::app(69).unwrap_or(ExitCode::Ok)
 }

@@ -191,3 +191,24 @@ fn sigterm_under_load_loses_no_acknowledged_write_and_the_next_run_reports_it() 
     let logged: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
     assert_eq!(logged["report"], report);
 }
+
+#[test]
+fn a_port_in_use_exits_69_and_the_next_run_says_so() {
+    let dir = TempDir::new("tokio-kv-port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokio-kv"));
+    cmd.arg("--data").arg(dir.path()).args(["--addr", &addr]);
+    let ended = Child::start(cmd).finish();
+    ended.assert_exit_code(69);
+    assert!(ended.stderr.contains("cannot listen on"), "{ended}");
+
+    let Started {
+        child, previous, ..
+    } = start(&dir, true);
+    let report = previous.expect("a previous run");
+    assert_eq!(report["outcome"], "exit", "{report:#}");
+    assert_eq!(report["exit_code"], 69);
+    child.signal(libc::SIGTERM);
+    child.wait().assert_exit_code(0);
+}
