@@ -326,6 +326,9 @@ fn main() -> ExitCode {
             print_previous(&guard);
             printing_hook(&guard, "quick");
             let shutdown = guard.shutdown_signal();
+            // Listening starts with the first listening call; `wait()` below comes only after
+            // READY, and a SIGTERM may arrive before it, so take the drain over first.
+            let _ = shutdown.receiver();
             say!("READY");
             let request = shutdown.wait();
             say!("DRAINING {}", request.reason);
