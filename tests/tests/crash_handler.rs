@@ -63,7 +63,8 @@ fn null_write_is_recorded_with_registers_and_stack() {
 }
 
 /// Issue 8, row 1: a call through a garbage function pointer. The program counter is unmapped:
-/// frame 0 is that address, the record is complete, and the process dies of the fault itself.
+/// frame 0 is that address, the unwinder neither faults nor gives up (the caller that made the
+/// bad call is the next frame, and its callers follow), and the process dies of the fault.
 #[test]
 fn a_wild_jump_is_recorded_and_dies_of_its_fault() {
     let crash = crash_and_restart(CHILD, "wild-jump", &[]);
@@ -75,7 +76,20 @@ fn a_wild_jump_is_recorded_and_dies_of_its_fault() {
         r.backtrace[0].ip, "0xdead0000",
         "frame 0 is the wild target"
     );
-    assert!(r.context.is_some(), "{}", r.to_json_pretty());
+    assert!(
+        !crash.crashed.stderr.contains("inside the crash handler"),
+        "the unwinder faulted\n{}",
+        crash.crashed
+    );
+    let names = symbols(&r);
+    assert!(
+        crashguard_tests::has_frame(&r, "crash_wild_jump"),
+        "the caller of the bad call is not among {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains("signals_child::run")),
+        "the unwind stopped early: {names:?}"
+    );
 }
 
 #[test]

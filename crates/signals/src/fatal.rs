@@ -139,6 +139,10 @@ impl FatalConfig {
     }
 }
 
+/// The size of the stack the handler records on (unwinder, enricher): far more than they need
+/// (about 10 KiB in a debug build), so that no alternate stack size limits them.
+pub(crate) const CRASH_STACK_BYTES: usize = 256 * 1024;
+
 /// Whether a [`FatalHandlers`] exists in this process.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
@@ -176,7 +180,8 @@ impl fmt::Debug for FatalHandlers {
 
 impl FatalHandlers {
     /// Installs the handlers for every signal in [`Signal::FATAL`] with `SA_SIGINFO |
-    /// SA_ONSTACK`, after warming up the unwinder, giving the calling thread an alternate
+    /// SA_ONSTACK`, after copying the loaded objects' unwind tables for the handler's unwinder
+    /// (see `docs/unwinding.md`) and mapping its recording stack, giving the calling thread an alternate
     /// stack ([`altstack::prepare_current`]) and starting the watchdog thread `crashguard-wd`.
     /// While installed, every thread created with `pthread_create` starts with an alternate
     /// stack too (Linux with glibc; see [`altstack`]).
@@ -208,7 +213,12 @@ impl FatalHandlers {
     }
 
     fn install_inner(config: FatalConfig) -> Result<FatalHandlers, Error> {
-        unwind::warm_up();
+        let unwinder: &'static unwind::Prepared = Box::leak(Box::new(unwind::Prepared::new()));
+        // The stack the handler records on: mapped once per install and never unmapped (a
+        // handler may be on it); untouched pages cost nothing.
+        let page = sys::page_size();
+        let crash_stack = sys::map_guarded(CRASH_STACK_BYTES, page).map_err(Error::AltStack)?;
+        let crash_stack_top = crash_stack + page + CRASH_STACK_BYTES;
         let mut name = [0u8; 16];
         let _ = assafe::current_thread_name(&mut name);
         altstack::prepare_current()?;
@@ -247,6 +257,8 @@ impl FatalHandlers {
                 .as_ref()
                 .map_or(-1, |fd| fd.as_raw_fd()),
             enricher: config.enricher,
+            unwinder: Some(unwinder),
+            crash_stack_top,
             previous,
             alarm: watchdog.handle(),
             watchdog_timeout_ns: u64::try_from(config.watchdog_timeout.as_nanos())
@@ -269,6 +281,12 @@ impl FatalHandlers {
         }
         sys::set_interposer_active(true);
         Ok(handlers)
+    }
+
+    /// Bytes of unwind tables (`.eh_frame_hdr` and `.eh_frame` of every loaded object) copied at
+    /// install for the handler's unwinder: its memory cost.
+    pub fn unwind_table_bytes(&self) -> usize {
+        self.state.unwinder.map_or(0, unwind::Prepared::table_bytes)
     }
 
     /// Puts back the dispositions that were in place before [`FatalHandlers::install`] — for
@@ -350,6 +368,10 @@ mod tests {
         let before = sys::query_action(libc::SIGSEGV).expect("query");
         let h = FatalHandlers::install(FatalConfig::new()).expect("install");
         let during = sys::query_action(libc::SIGSEGV).expect("query");
+        // The unwinder has the tables of this executable and libc at least.
+        let tables = h.unwind_table_bytes();
+        println!("unwind tables copied at install: {tables} bytes");
+        assert!(tables > 1024, "{tables} bytes of unwind tables");
         assert_ne!(sys::handler_address(&during), sys::handler_address(&before));
         assert!(during.sa_flags & libc::SA_ONSTACK != 0);
         assert!(during.sa_flags & libc::SA_SIGINFO != 0);

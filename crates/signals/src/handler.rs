@@ -47,9 +47,11 @@ const PHASE_FAILING: u32 = 3;
 struct Scratch {
     crash: Crash,
     buffers: Buffers,
-    /// The original signal's kernel arguments, for chaining after a nested fault.
-    info: *mut libc::siginfo_t,
-    uc: *mut c_void,
+    /// Copies of the original signal's kernel arguments, for chaining after a nested fault: a
+    /// fault on the recording stack makes the kernel start the nested signal frame at the top
+    /// of the alternate stack, over the original one.
+    info: libc::siginfo_t,
+    uc: libc::ucontext_t,
 }
 
 struct ScratchCell(UnsafeCell<Scratch>);
@@ -61,9 +63,75 @@ unsafe impl Sync for ScratchCell {}
 static SCRATCH: ScratchCell = ScratchCell(UnsafeCell::new(Scratch {
     crash: Crash::EMPTY,
     buffers: Buffers::new(),
-    info: core::ptr::null_mut(),
-    uc: core::ptr::null_mut(),
+    // SAFETY: all-zero bytes are a valid siginfo_t and ucontext_t (integers and null pointers).
+    info: unsafe { core::mem::zeroed() },
+    // SAFETY: as above.
+    uc: unsafe { core::mem::zeroed() },
 }));
+
+/// What [`record_on_crash_stack`] needs.
+struct RecordJob<'a> {
+    bb: &'a crashguard_blackbox::BlackBox,
+    state: &'a Installed,
+    crash: &'a Crash,
+    buffers: &'a mut Buffers,
+}
+
+/// Runs [`record::record`] (on the recording stack).
+///
+/// Async-signal-safe.
+///
+/// # Safety
+///
+/// `job` points to a live `RecordJob`.
+unsafe extern "C" fn record_on_crash_stack(job: *mut c_void) {
+    // SAFETY: the caller passes a live RecordJob, used by nobody else meanwhile.
+    let job = unsafe { &mut *job.cast::<RecordJob<'_>>() };
+    record::record(job.bb, job.state, job.crash, job.buffers);
+}
+
+/// Runs [`record_on_crash_stack`] on the recording stack, which is made this thread's alternate
+/// stack meanwhile: a signal arriving while it records (one sent from outside, a fault inside
+/// the handler) then gets its frame below the recording stack's pointer, instead of at the top
+/// of the alternate stack, where it would overwrite the interrupted handler's own frame.
+///
+/// Async-signal-safe.
+fn record_switching_stacks(state: &Installed, job: *mut RecordJob<'_>) {
+    let top = state.crash_stack_top;
+    let original = sys::altstack_current();
+    let switched = top != 0 && original.is_some();
+    if !switched {
+        // SAFETY: `job` is live for the call.
+        unsafe { record_on_crash_stack(job.cast()) };
+        return;
+    }
+    // SAFETY: the recording stack was mapped at install for exactly this, and only the thread
+    // that won CRASH_TID ever runs on it; `job` is live for the call and the function does not
+    // unwind.
+    unsafe { sys::call_on_stack(top, enter_crash_stack, job.cast()) };
+    // Back on the alternate stack, which is no longer the registered one, so it may be
+    // registered again.
+    if let Some((base, size)) = original {
+        let _ = sys::altstack_set(base, size);
+    }
+}
+
+/// The first code on the recording stack: registers it as the alternate stack (allowed: the
+/// thread is no longer on the old one), then records.
+///
+/// Async-signal-safe.
+///
+/// # Safety
+///
+/// As for [`record_on_crash_stack`]; runs on the recording stack.
+unsafe extern "C" fn enter_crash_stack(job: *mut c_void) {
+    // SAFETY: the caller passes a live RecordJob.
+    let state = unsafe { &*job.cast::<RecordJob<'_>>() }.state;
+    let size = crate::fatal::CRASH_STACK_BYTES;
+    let _ = sys::altstack_set(state.crash_stack_top - size, size);
+    // SAFETY: as the caller promises.
+    unsafe { record_on_crash_stack(job) };
+}
 
 /// The `sigaction` entry point for every fatal signal.
 ///
@@ -130,8 +198,16 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
 
     // SAFETY: this thread won CRASH_TID and is the only user of SCRATCH from now on.
     let scratch = unsafe { &mut *SCRATCH.0.get() };
-    scratch.info = info;
-    scratch.uc = uc;
+    // SAFETY: the kernel's pointers, each valid for its type when not null; copied in place
+    // (no temporary on the small signal stack).
+    unsafe {
+        if !info.is_null() {
+            core::ptr::copy_nonoverlapping(info, &raw mut scratch.info, 1);
+        }
+        if !uc.is_null() {
+            core::ptr::copy_nonoverlapping(uc.cast::<libc::ucontext_t>(), &raw mut scratch.uc, 1);
+        }
+    }
     // SAFETY: forwarded from the kernel.
     unsafe { sys::context_registers(uc, &mut scratch.buffers.regs) };
     let bb = crashguard_blackbox::active();
@@ -140,7 +216,13 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     let crash = scratch.crash;
     record::summarize(&crash, &mut scratch.buffers.line);
     if let Some(bb) = bb {
-        record::record(bb, state, &crash, &mut scratch.buffers);
+        let mut job = RecordJob {
+            bb,
+            state,
+            crash: &crash,
+            buffers: &mut scratch.buffers,
+        };
+        record_switching_stacks(state, &mut job);
     }
     record::emit(state, scratch.buffers.line.as_bytes());
 
@@ -184,7 +266,9 @@ unsafe fn reentered(
         // A signal sent from outside (`kill -SEGV`, `kill -ABRT`) while this thread records or
         // ends the process: not a fault of the handler. The crash being handled ends the
         // process.
-        _ if sent => {}
+        PHASE_RECORDING | PHASE_TERMINATING if sent && !from_this_process => {}
+        // The recording code itself aborted (`abort()` sends SIGABRT from this process): a
+        // failure inside the handler like a fault.
         PHASE_RECORDING => {
             PHASE.store(PHASE_FAILING, Ordering::Release);
             // SAFETY: this thread owns SCRATCH (it won CRASH_TID); the outer handler is
@@ -216,13 +300,21 @@ unsafe fn reentered(
             let previous = state
                 .previous(crash.signo)
                 .map_or(Disposition::Default, |p| p.chain);
-            // SAFETY: the original signal's kernel arguments, kept by the outer handler; its
-            // frame is still on this stack, below us.
-            unsafe { chain(previous, crash.signo, scratch.info, scratch.uc) };
+            // SAFETY: copies of the original signal's kernel arguments (the originals may have
+            // been overwritten by this nested signal's frame).
+            unsafe {
+                chain(
+                    previous,
+                    crash.signo,
+                    &raw mut scratch.info,
+                    (&raw mut scratch.uc).cast(),
+                )
+            };
             // Returning would re-run the faulting instruction of the handler, not the
             // original one: the original signal is sent instead.
             resend(crash.signo, tid);
         }
+        _ if sent => {}
         _ => {
             // A fault while committing the original after a fault: nothing more can be
             // written safely.

@@ -86,6 +86,11 @@ pub(crate) struct Installed {
     /// The termination-log descriptor, or -1.
     pub(crate) termination_log_fd: i32,
     pub(crate) enricher: Option<&'static dyn EndEnricher>,
+    /// The high end of the stack the handler records on (mapped at install, with a guard page),
+    /// or 0 to record on the signal stack.
+    pub(crate) crash_stack_top: usize,
+    /// The unwinder and the unwind tables copied at install.
+    pub(crate) unwinder: Option<&'static crate::unwind::Prepared>,
     /// The dispositions replaced, one per signal of [`Signal::FATAL`], in that order.
     pub(crate) previous: [Option<Previous>; Signal::FATAL.len()],
     /// The watchdog's alarm handle, or -1, and its budget.

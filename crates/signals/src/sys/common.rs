@@ -111,6 +111,9 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// The calling thread's alternate signal stack: `(base, size, enabled, on_it)`.
+///
+/// Async-signal-safe (a raw `sigaltstack`; the error path, never taken in a handler, builds an
+/// `io::Error` from the OS code without allocating).
 pub(crate) fn altstack_query() -> io::Result<(usize, usize, bool, bool)> {
     // SAFETY: an all-zero stack_t is valid.
     let mut old: libc::stack_t = unsafe { mem::zeroed() };
@@ -127,7 +130,19 @@ pub(crate) fn altstack_query() -> io::Result<(usize, usize, bool, bool)> {
     ))
 }
 
+/// The calling thread's enabled alternate stack as `(base, size)`, or `None`.
+///
+/// Async-signal-safe.
+pub(crate) fn altstack_current() -> Option<(usize, usize)> {
+    match altstack_query() {
+        Ok((base, size, true, _)) => Some((base, size)),
+        _ => None,
+    }
+}
+
 /// Makes `[base, base + size)` the calling thread's alternate signal stack.
+///
+/// Async-signal-safe.
 pub(crate) fn altstack_set(base: usize, size: usize) -> io::Result<()> {
     let stack = libc::stack_t {
         ss_sp: base as *mut c_void,

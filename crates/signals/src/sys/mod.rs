@@ -26,6 +26,9 @@ compile_error!("crashguard-signals supports unix targets only");
 mod common;
 pub(crate) use common::*;
 
+mod stack_switch;
+pub(crate) use stack_switch::call_on_stack;
+
 /// The interrupted context's registers, as [`context_registers`] decodes them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Registers {
