@@ -313,7 +313,13 @@ fn run(dir: &Path, scenario: &str) {
             crash_null_write();
         }
         "signals-while-recording" => {
-            setup(dir, FatalConfig::new().enricher(&WaitForParent));
+            // The watchdog must not end the wait for the parent on a loaded machine.
+            setup(
+                dir,
+                FatalConfig::new()
+                    .enricher(&WaitForParent)
+                    .watchdog_timeout(Duration::from_secs(50)),
+            );
             crash_null_write();
         }
         "ignored-trap-sent" => {
