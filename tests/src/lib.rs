@@ -193,6 +193,14 @@ impl Child {
         None
     }
 
+    /// Writes one line to the child's stdin; an error (the child has ended) is returned, for
+    /// tests whose next step shows how the child ended.
+    pub fn try_send_line(&mut self, line: &str) -> std::io::Result<()> {
+        let stdin = self.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{line}")?;
+        stdin.flush()
+    }
+
     /// Writes one line to the child's stdin.
     pub fn send_line(&mut self, line: &str) {
         let stdin = self.child.stdin.as_mut().expect("piped stdin");

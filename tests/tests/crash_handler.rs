@@ -173,8 +173,12 @@ fn signals_sent_while_the_handler_records_change_nothing() {
         assert_eq!(rc, 0, "tgkill");
     }
     child.signal(libc::SIGABRT);
-    child.send_line("go");
+    let sent = child.try_send_line("go");
     let crashed = child.wait();
+    assert!(
+        sent.is_ok(),
+        "the child ended before the go-ahead: {sent:?}\n{crashed}"
+    );
     crashed.assert_killed_by(libc::SIGSEGV);
     assert!(
         !crashed.stderr.contains("inside the crash handler"),

@@ -119,11 +119,15 @@ unsafe impl EndEnricher for WaitForParent {
         say_from_handler(b"RECORDING ", u64::from(assafe::gettid()));
         let mut b = [0u8; 1];
         loop {
-            // SAFETY: read(2) into a one-byte buffer; EINTR (a signal arrived) just repeats.
+            // SAFETY: read(2) into a one-byte buffer; an error (EINTR: a signal arrived) repeats.
             let n = unsafe { libc::read(0, b.as_mut_ptr().cast(), 1) };
-            if n != -1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            if n >= 0 {
                 break;
             }
+            // Interrupted by one of the parent's signals (or anything else): report it (the
+            // parent shows these lines if the test fails) and wait on.
+            let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            say_from_handler(b"READ_INTERRUPTED errno ", errno as u64);
         }
     }
 }
