@@ -25,7 +25,9 @@
 //! `main` returns 5), `drop-then-return-0`, `forget-guard` (the guard is leaked and `main`
 //! returns 0), `guard-exit-app-69` (`guard.exit(ExitCode::app(69))`); a crash wins over a clean
 //! end: `segv-in-atexit-after-guard-exit` (an `atexit` handler faults after `guard.exit(Ok)`
-//! recorded the clean end), `exit-while-handler-runs` (a thread faults, and while crashguard's
+//! recorded the clean end); for the torture run: `wild-jump`, `fault-in-malloc`,
+//! `eight-faults-100-sleepers`, `fault-during-shutdown` (a shutdown hook faults),
+//! `fork-then-segv` (a forked child faults, then the parent); `exit-while-handler-runs` (a thread faults, and while crashguard's
 //! handler chains to a slow handler installed before it, the main thread calls `exit(0)`).
 
 use std::hint::black_box;
@@ -68,6 +70,11 @@ fn main() -> ExitCode {
         scenario = line.trim().to_owned();
     }
     crashguard::breadcrumb(&format!("about to run scenario {scenario}"));
+    // For the torture run's crash-to-exit times: the moment the scenario starts.
+    say(&format!(
+        "T0 {}",
+        crashguard_blackbox::assafe::now_monotonic_ns()
+    ));
     match scenario.as_str() {
         "none" | "" => {}
         "segv" => crash_null_write(),
@@ -100,6 +107,26 @@ fn main() -> ExitCode {
             std::mem::forget(guard);
             return ExitCode::SUCCESS;
         }
+        "wild-jump" => {
+            // A call through a function pointer to an unmapped address.
+            let f: extern "C" fn() = unsafe {
+                // SAFETY: not safe at all: the call is meant to fault on the jump.
+                std::mem::transmute::<usize, extern "C" fn()>(black_box(0x10usize))
+            };
+            f();
+        }
+        "fault-in-malloc" => {
+            // free() of a pointer into unmapped memory faults inside the allocator, reading
+            // the chunk header in front of it.
+            // SAFETY: not safe at all: meant to fault inside free.
+            unsafe { libc::free(black_box(0x1010usize) as *mut libc::c_void) };
+        }
+        "eight-faults-100-sleepers" => eight_faults_among_sleepers(),
+        "fault-during-shutdown" => {
+            guard.on_shutdown("faulting hook", crash_null_write);
+            guard.exit(crashguard::ExitCode::Ok)
+        }
+        "fork-then-segv" => fork_then_segv(),
         "segv-in-atexit-after-guard-exit" => {
             extern "C" fn fault_at_exit() {
                 crash_null_write();
@@ -143,6 +170,48 @@ fn main() -> ExitCode {
     }
     drop(guard);
     ExitCode::SUCCESS
+}
+
+/// 100 threads sleep while 8 others fault at the same moment.
+fn eight_faults_among_sleepers() {
+    for i in 0..100 {
+        let _ = std::thread::Builder::new()
+            .name(format!("sleeper-{i}"))
+            .spawn(|| std::thread::sleep(std::time::Duration::from_secs(3600)));
+    }
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let start = std::sync::Arc::clone(&start);
+            std::thread::Builder::new()
+                .name(format!("racer-{n}"))
+                .spawn(move || {
+                    start.wait();
+                    crash_null_write();
+                })
+                .expect("spawn a racer")
+        })
+        .collect();
+    for r in racers {
+        let _ = r.join();
+    }
+}
+
+/// Forks a child that faults at once (its crash must not become this process's record), waits
+/// for it, prints `FORKED <pid> <status>`, then faults itself.
+fn fork_then_segv() {
+    // SAFETY: the child only faults (async-signal-safe); the parent waits for it.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        crash_null_write();
+        // SAFETY: not reached; _exit is async-signal-safe.
+        unsafe { libc::_exit(99) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    say(&format!("FORKED {pid} {status}"));
+    crash_null_write();
 }
 
 /// Set by the slow SIGSEGV handler when it starts.
