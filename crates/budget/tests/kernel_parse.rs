@@ -14,7 +14,7 @@ fn mount(root: &str, mount_point: &str) -> CgroupMount {
         version: CgroupVersion::V2,
         root: root.into(),
         mount_point: mount_point.into(),
-        options: Vec::new(),
+        options: String::new(),
     }
 }
 use proptest::prelude::*;
@@ -124,7 +124,7 @@ proptest! {
         let text = format!("12:pids:/x\n4:cpu,memory:{v1}\n1:name=systemd:/\n0::{v2}\n");
         let p = parse_proc_cgroup(&text).unwrap();
         prop_assert_eq!(p.len(), 4);
-        prop_assert_eq!(&p[1].controllers, &vec!["cpu".to_owned(), "memory".to_owned()]);
+        prop_assert_eq!(p[1].controllers().collect::<Vec<_>>(), vec!["cpu", "memory"]);
         prop_assert_eq!(&p[1].path, &v1);
         prop_assert!(p[3].is_v2());
         prop_assert_eq!(&p[3].path, &v2);
@@ -142,7 +142,7 @@ proptest! {
             version: CgroupVersion::V2,
             root: "/".into(),
             mount_point: mp,
-            options: vec!["rw".into()],
+            options: "rw".into(),
         }]);
     }
 }

@@ -37,8 +37,10 @@ impl CgroupVersion {
 pub struct CgroupLine {
     /// The hierarchy id; 0 for the unified (v2) hierarchy.
     pub hierarchy: u32,
-    /// The controllers bound to the hierarchy; empty for v2.
-    pub controllers: Vec<String>,
+    /// The controllers bound to the hierarchy, comma-separated as in the file (`cpu,cpuacct`);
+    /// empty for v2. Kept as one string: install reads this file, and a vector per line would
+    /// be an allocation per controller for nothing.
+    pub controllers: String,
     /// The cgroup's path relative to the hierarchy's root.
     pub path: String,
 }
@@ -47,6 +49,11 @@ impl CgroupLine {
     /// The unified hierarchy's line (`0::/path`).
     pub fn is_v2(&self) -> bool {
         self.hierarchy == 0 && self.controllers.is_empty()
+    }
+
+    /// The controllers, one by one.
+    pub fn controllers(&self) -> impl Iterator<Item = &str> {
+        self.controllers.split(',').filter(|c| !c.is_empty())
     }
 }
 
@@ -76,11 +83,7 @@ pub fn parse_proc_cgroup(text: &str) -> std::result::Result<Vec<CgroupLine>, Par
         }
         out.push(CgroupLine {
             hierarchy,
-            controllers: controllers
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            controllers: controllers.to_owned(),
             path: path.to_owned(),
         });
     }
@@ -97,14 +100,15 @@ pub struct CgroupMount {
     pub root: String,
     /// Where it is mounted (field 5), with octal escapes decoded.
     pub mount_point: String,
-    /// The super options; for v1 they name the controllers (`rw,pids`).
-    pub options: Vec<String>,
+    /// The super options, comma-separated as in the file; for v1 they name the controllers
+    /// (`rw,pids`).
+    pub options: String,
 }
 
 impl CgroupMount {
     /// Whether this mount carries `controller` (every controller lives on v2).
     pub fn carries(&self, controller: &str) -> bool {
-        self.version == CgroupVersion::V2 || self.options.iter().any(|o| o == controller)
+        self.version == CgroupVersion::V2 || self.options.split(',').any(|o| o == controller)
     }
 }
 
@@ -141,20 +145,34 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Vec<CgroupMount>, Pars
     const F: &str = "mountinfo";
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let sep = fields.iter().position(|f| *f == "-").ok_or_else(|| {
+        // Walked without collecting: install parses this file, and most lines are not cgroups.
+        let mut fields = line.split(' ').enumerate();
+        let (mut root, mut mount_point, mut sep) = (None, None, None);
+        for (i, f) in fields.by_ref() {
+            match i {
+                3 => root = Some(f),
+                4 => mount_point = Some(f),
+                _ => {}
+            }
+            if f == "-" {
+                sep = Some(i);
+                break;
+            }
+        }
+        let sep = sep.ok_or_else(|| {
             ParseError::new(F, format!("line without separator: {:?}", clip(line)))
         })?;
         let too_few = || ParseError::new(F, format!("too few fields: {:?}", clip(line)));
         if sep < 6 {
             return Err(too_few());
         }
-        let (Some(root), Some(mount_point), Some(fstype)) =
-            (fields.get(3), fields.get(4), fields.get(sep + 1))
-        else {
+        let fstype = fields.next().map(|(_, f)| f);
+        let _source = fields.next();
+        let super_options = fields.next().map_or("", |(_, f)| f);
+        let (Some(root), Some(mount_point), Some(fstype)) = (root, mount_point, fstype) else {
             return Err(too_few());
         };
-        let version = match *fstype {
+        let version = match fstype {
             "cgroup" => CgroupVersion::V1,
             "cgroup2" => CgroupVersion::V2,
             _ => continue,
@@ -163,10 +181,7 @@ pub fn parse_mountinfo(text: &str) -> std::result::Result<Vec<CgroupMount>, Pars
             unescape_octal(s)
                 .ok_or_else(|| ParseError::new(F, format!("bad escape in {:?}", clip(s))))
         };
-        let options = fields
-            .get(sep + 3)
-            .map(|o| o.split(',').map(str::to_owned).collect())
-            .unwrap_or_default();
+        let options = super_options.to_owned();
         out.push(CgroupMount {
             version,
             root: decode(root)?,
@@ -238,7 +253,7 @@ pub fn resolve(
     for line in lines {
         let version = if line.is_v2() {
             CgroupVersion::V2
-        } else if line.controllers.iter().any(|c| c == controller) {
+        } else if line.controllers().any(|c| c == controller) {
             CgroupVersion::V1
         } else {
             continue;
@@ -262,7 +277,8 @@ pub fn resolve(
 /// file missing (no cgroups, not Linux) gives an empty list; an unreadable or malformed one an
 /// error naming it.
 pub fn cgroup_dirs(roots: &Roots, controller: &str) -> Result<Vec<CgroupDir>> {
-    let mut buf = String::new();
+    // mountinfo is a few KiB; one buffer of that size serves both files without regrowing.
+    let mut buf = String::with_capacity(8192);
     let own = roots.proc().join("self/cgroup");
     let Some(lines) = file::read_parsed(&own, &mut buf, parse_proc_cgroup)? else {
         return Ok(Vec::new());
@@ -283,9 +299,9 @@ mod tests {
         let lines = parse_proc_cgroup("8:pids:/user.slice/a\n4:memory,foo:/m\n0::/unified/x\n")
             .expect("valid");
         assert_eq!(lines.len(), 3);
-        assert_eq!(lines[0].controllers, vec!["pids".to_string()]);
+        assert_eq!(lines[0].controllers().collect::<Vec<_>>(), ["pids"]);
         assert_eq!(lines[0].path, "/user.slice/a");
-        assert_eq!(lines[1].controllers.len(), 2);
+        assert_eq!(lines[1].controllers().count(), 2);
         assert!(lines[2].is_v2());
         assert!(parse_proc_cgroup("broken\n").is_err());
 
