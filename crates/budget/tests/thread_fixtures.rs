@@ -198,3 +198,38 @@ fn census_of_fixture_trees() {
     assert!(groups.contains(&(&b"worker-"[..], 2)));
     assert!(groups.contains(&(&b"http-client-"[..], 2)));
 }
+
+/// The crash-time census reads the names of the first `MAX_NAMED` tasks only and counts the
+/// rest from the directory entries, as `(not named)`: bounded work however many threads exist.
+#[test]
+fn crash_census_names_a_bounded_number_of_tasks_and_counts_the_rest() {
+    let root = std::env::temp_dir().join(format!("cg-crash-census-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let extra = 44;
+    for tid in 0..thread::MAX_NAMED + extra {
+        let task = root.join(format!("{}", 1000 + tid));
+        std::fs::create_dir_all(&task).unwrap();
+        std::fs::write(task.join("comm"), format!("worker-{tid}\n")).unwrap();
+    }
+    let dir = std::ffi::CString::new(root.clone().into_os_string().into_encoded_bytes()).unwrap();
+    let mut entries = [CensusEntry {
+        count: 0,
+        name_len: 0,
+        name: [0; 16],
+    }; MAX_CENSUS];
+    let (mut count, mut total) = (0, 0);
+    thread::census_raw_from(&dir, &mut entries, &mut count, &mut total);
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(total, thread::MAX_NAMED + extra);
+    let groups: Vec<(&[u8], u32)> = entries[..count as usize]
+        .iter()
+        .map(|e| (&e.name[..e.name_len as usize], e.count))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            (&b"worker-"[..], thread::MAX_NAMED),
+            (&b"(not named)"[..], extra)
+        ]
+    );
+}

@@ -62,18 +62,20 @@ pub fn is_resource_refusal(err: &io::Error) -> bool {
 }
 
 /// Walks the task directory `dir` (e.g. `/proc/self/task`) and calls `visit` with the `comm`
-/// (raw bytes as read, at most 32) of each task, stopping after `limit` tasks. `dents` is the
+/// (raw bytes as read, at most 32) of each of the first `named` tasks; tasks after those are
+/// only counted (no `openat`/`read` each), and the walk stops after `limit` tasks. `dents` is the
 /// caller's buffer for directory entries. Tasks that exit during the walk are skipped. Returns
-/// the number of tasks visited, or the errno of opening or reading the directory.
+/// `(tasks counted, tasks named)`, or the errno of opening or reading the directory.
 ///
 /// Async-signal-safe when `visit` is.
 pub fn scan_task_comms(
     dir: &CStr,
     dents: &mut [u8],
     limit: u32,
+    named: u32,
     visit: &mut dyn FnMut(&[u8]),
-) -> Result<u32, i32> {
-    imp::scan_task_comms(dir, dents, limit, visit)
+) -> Result<(u32, u32), i32> {
+    imp::scan_task_comms(dir, dents, limit, named, visit)
 }
 
 #[cfg(target_os = "linux")]
@@ -92,8 +94,9 @@ mod imp {
         dir: &CStr,
         dents: &mut [u8],
         limit: u32,
+        named: u32,
         visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<u32, i32> {
+    ) -> Result<(u32, u32), i32> {
         // SAFETY: `dir` is a valid NUL-terminated string; open is async-signal-safe.
         let fd = unsafe {
             libc::open(
@@ -104,7 +107,7 @@ mod imp {
         if fd < 0 {
             return Err(errno());
         }
-        let result = walk(fd, dents, limit, visit);
+        let result = walk(fd, dents, limit, named, visit);
         // SAFETY: `fd` was opened above and is closed exactly once.
         unsafe { libc::close(fd) };
         result
@@ -115,9 +118,11 @@ mod imp {
         fd: i32,
         dents: &mut [u8],
         limit: u32,
+        named: u32,
         visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<u32, i32> {
+    ) -> Result<(u32, u32), i32> {
         let mut seen: u32 = 0;
+        let mut visited: u32 = 0;
         loop {
             // SAFETY: the kernel writes at most `dents.len()` bytes into `dents`, which is
             // valid and writable for that length; getdents64 is a plain system call.
@@ -128,7 +133,7 @@ mod imp {
             }
             let filled = usize::try_from(n).unwrap_or(0).min(dents.len());
             if filled == 0 {
-                return Ok(seen);
+                return Ok((seen, visited));
             }
             let mut at = 0;
             while at < filled {
@@ -137,22 +142,27 @@ mod imp {
                     .and_then(|b| <[u8; 2]>::try_from(b).ok())
                     .map(|b| usize::from(u16::from_ne_bytes(b)))
                 else {
-                    return Ok(seen);
+                    return Ok((seen, visited));
                 };
                 if reclen == 0 {
-                    return Ok(seen);
+                    return Ok((seen, visited));
                 }
                 let record = dents.get(at..(at + reclen).min(filled)).unwrap_or(&[]);
                 let name = record.get(NAME_AT..).unwrap_or(&[]);
                 let name = name.split(|&b| b == 0).next().unwrap_or(&[]);
                 if !name.is_empty() && name.iter().all(u8::is_ascii_digit) {
                     if seen >= limit {
-                        return Ok(seen);
+                        return Ok((seen, visited));
                     }
-                    let mut comm = [0u8; 32];
-                    if let Some(len) = read_comm(fd, name, &mut comm) {
+                    if visited >= named {
                         seen += 1;
-                        visit(comm.get(..len).unwrap_or(&[]));
+                    } else {
+                        let mut comm = [0u8; 32];
+                        if let Some(len) = read_comm(fd, name, &mut comm) {
+                            seen += 1;
+                            visited += 1;
+                            visit(comm.get(..len).unwrap_or(&[]));
+                        }
                     }
                 }
                 at += reclen;
@@ -207,8 +217,9 @@ mod imp {
         _dir: &CStr,
         _dents: &mut [u8],
         _limit: u32,
+        _named: u32,
         _visit: &mut dyn FnMut(&[u8]),
-    ) -> Result<u32, i32> {
+    ) -> Result<(u32, u32), i32> {
         Err(libc::ENOSYS)
     }
 }

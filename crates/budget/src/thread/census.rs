@@ -82,7 +82,7 @@ impl Census {
         let mut counts: HashMap<Key, u64> = HashMap::new();
         let mut dents = vec![0u8; 32 * 1024];
         let mut total = 0u64;
-        sys::scan_task_comms(&c_dir, &mut dents, u32::MAX, &mut |raw| {
+        sys::scan_task_comms(&c_dir, &mut dents, u32::MAX, u32::MAX, &mut |raw| {
             total += 1;
             *counts.entry(key_of(trim_comm(raw))).or_insert(0) += 1;
         })

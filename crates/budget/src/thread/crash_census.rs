@@ -1,9 +1,11 @@
 //! The thread census for the crash path: no allocation, no locks, bounded.
 //!
 //! The crash handler calls [`census_raw_into`] to fill `End::census` of the black box. It uses
-//! only `open`, `getdents64`, `openat`, `read` and `close` with buffers on the (alternate)
-//! stack, about 1.2 KiB in all, and stops after [`MAX_TASKS`] tasks so a process with a runaway
-//! thread count cannot hold the handler for long.
+//! only `open`, `getdents64`, `openat`, `read` and `close` with buffers on the stack, about
+//! 1.2 KiB in all. Its time is bounded: the names (one `openat` + `read` + `close` each, the
+//! expensive part) of only the first [`MAX_NAMED`] tasks are read; every further task is only
+//! counted from the directory entries (a few hundred per `getdents64`), up to [`MAX_TASKS`].
+//! Unnamed tasks form the group `(not named)`.
 
 use std::ffi::CStr;
 
@@ -12,11 +14,17 @@ use crashguard_blackbox::layout::{CensusEntry, THREAD_NAME_LEN};
 use super::group::{group_prefix, trim_comm};
 use crate::sys::thread as sys;
 
-/// Tasks the crash-time census reads at most.
-pub const MAX_TASKS: u32 = 10_000;
+/// Tasks the crash-time census counts at most.
+pub const MAX_TASKS: u32 = 100_000;
+
+/// Tasks whose names the crash-time census reads; the rest are counted only.
+pub const MAX_NAMED: u32 = 256;
 
 /// The name of the group that collects everything once all entries are taken.
 const OTHER: &[u8] = b"(other)";
+
+/// The group of tasks counted but not named (past [`MAX_NAMED`]).
+const NOT_NAMED: &[u8] = b"(not named)";
 
 /// Counts this process's threads by name group into `entries` (largest first), sets `count` to
 /// the number of entries used and `total` to the number of threads read. When there are more
@@ -40,14 +48,17 @@ pub fn census_raw_from(
     let mut dents = [0u8; 1024];
     let mut used: usize = 0;
     let mut other: Option<usize> = None;
-    let result = sys::scan_task_comms(task_dir, &mut dents, MAX_TASKS, &mut |raw| {
+    let result = sys::scan_task_comms(task_dir, &mut dents, MAX_TASKS, MAX_NAMED, &mut |raw| {
         let name = trim_comm(raw);
         let (len, _) = group_prefix(name);
         let prefix = name.get(..len.min(THREAD_NAME_LEN)).unwrap_or(&[]);
         add(entries, &mut used, &mut other, prefix);
     });
     match result {
-        Ok(seen) => {
+        Ok((seen, named)) => {
+            if seen > named {
+                add_many(entries, &mut used, &mut other, NOT_NAMED, seen - named);
+            }
             sort_by_count(entries.get_mut(..used).unwrap_or(&mut []));
             *count = u32::try_from(used).unwrap_or(0);
             *total = seen;
@@ -56,6 +67,27 @@ pub fn census_raw_from(
             *count = 0;
             *total = 0;
         }
+    }
+}
+
+/// Adds `n` tasks of the group `prefix`.
+///
+/// Async-signal-safe.
+fn add_many(
+    entries: &mut [CensusEntry],
+    used: &mut usize,
+    other: &mut Option<usize>,
+    prefix: &[u8],
+    n: u32,
+) {
+    add(entries, used, other, prefix);
+    let live = entries.get_mut(..*used).unwrap_or(&mut []);
+    if let Some(entry) = live
+        .iter_mut()
+        .rev()
+        .find(|e| name_of(e) == prefix || name_of(e) == OTHER)
+    {
+        entry.count = entry.count.saturating_add(n.saturating_sub(1));
     }
 }
 

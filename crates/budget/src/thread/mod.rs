@@ -35,7 +35,7 @@ mod spawn_error;
 
 pub use budget::{ThreadBudget, ThreadPolicy};
 pub use census::{Census, CensusGroup};
-pub use crash_census::{MAX_TASKS, census_raw_from, census_raw_into};
+pub use crash_census::{MAX_NAMED, MAX_TASKS, census_raw_from, census_raw_into};
 pub use diagnose::{Diagnosis, Request};
 pub use error::ThreadError;
 pub use limits::{Limit, LimitKind, Rlimits, discover as discover_limits};
