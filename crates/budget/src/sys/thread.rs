@@ -232,26 +232,36 @@ mod tests {
     fn own_task_directory_is_scanned() {
         let mut dents = [0u8; 512];
         let mut names = Vec::new();
-        let seen = scan_task_comms(c"/proc/self/task", &mut dents, 10_000, &mut |c| {
-            names.push(c.to_vec());
-        })
-        .expect("scan /proc/self/task");
+        let (seen, named) =
+            scan_task_comms(c"/proc/self/task", &mut dents, 10_000, 10_000, &mut |c| {
+                names.push(c.to_vec());
+            })
+            .expect("scan /proc/self/task");
         assert!(seen >= 1);
+        assert_eq!(named, seen);
         assert_eq!(names.len(), seen as usize);
+        // Naming none still counts them all.
+        let (counted, named) =
+            scan_task_comms(c"/proc/self/task", &mut dents, 10_000, 0, &mut |_| {
+                unreachable!("no task is named")
+            })
+            .expect("scan /proc/self/task");
+        assert!(counted >= 1);
+        assert_eq!(named, 0);
     }
 
     #[test]
     fn missing_directory_is_an_errno() {
         let mut dents = [0u8; 512];
-        let err = scan_task_comms(c"/nonexistent/task", &mut dents, 10, &mut |_| {});
+        let err = scan_task_comms(c"/nonexistent/task", &mut dents, 10, 10, &mut |_| {});
         assert_eq!(err, Err(libc::ENOENT));
     }
 
     #[test]
     fn limit_stops_the_walk() {
         let mut dents = [0u8; 512];
-        let seen = scan_task_comms(c"/proc/self/task", &mut dents, 0, &mut |_| {}).unwrap();
-        assert_eq!(seen, 0);
+        let seen = scan_task_comms(c"/proc/self/task", &mut dents, 0, 10, &mut |_| {}).unwrap();
+        assert_eq!(seen, (0, 0));
     }
 
     #[test]
