@@ -250,8 +250,11 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             ));
         }
         Some(end) => {
-            report.outcome = outcome_of(end.outcome);
-            report.exit_code = (end.exit_code != EXIT_CODE_UNKNOWN).then_some(end.exit_code);
+            // A correction stored after the commit (one atomic word, self-checking) wins.
+            let (outcome, exit_code) =
+                amended(record.amended).unwrap_or((end.outcome, end.exit_code));
+            report.outcome = outcome_of(outcome);
+            report.exit_code = (exit_code != EXIT_CODE_UNKNOWN).then_some(exit_code);
             report.ended_at = Some(format_rfc3339_ns(end.ended_at_ns));
             report.stack_overflow = end.stack_overflow != 0;
             if end.tid != 0 {

@@ -25,7 +25,7 @@
 /// The first eight bytes of every black-box file.
 pub const MAGIC: [u8; 8] = *b"CRGDBOX\0";
 /// The layout version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// Stored as a native-endian integer; reads back differently on a machine of the other endianness.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -468,6 +468,11 @@ pub struct Record {
     pub end: End,
     /// See [`Context`].
     pub context: Context,
+    /// A correction of the committed `end`'s outcome and exit status, made with one atomic
+    /// store after the commit (see [`amend_word`]): the status a chained handler really ended
+    /// the process with, or the status `exit` was called with after a clean end was recorded.
+    /// 0 when there is none; a value that fails its own check is ignored.
+    pub amended: u64,
 }
 
 /// One breadcrumb in the ring that follows the [`Record`].
@@ -555,6 +560,45 @@ pub fn breadcrumb_hash(seq: u64, at_ns: u64, tid: u32, len: u32, text: &[u8]) ->
     h ^ (h >> 32)
 }
 
+/// The tag in bits 24..32 of an [`amend_word`]'s low half.
+const AMEND_TAG: u32 = 0xA5;
+
+/// `Record::amended` for `outcome` (an `Outcome::code`) and exit status `code`: the low 32 bits
+/// hold the outcome (8 bits), the status (16 bits, `0xffff` for [`EXIT_CODE_UNKNOWN`]) and a tag,
+/// the high 32 bits their complement, so one 64-bit store amends both and a torn or corrupted
+/// word is recognised.
+///
+/// Async-signal-safe.
+pub const fn amend_word(outcome: u32, code: u32) -> u64 {
+    let code = if code == EXIT_CODE_UNKNOWN {
+        0xffff
+    } else {
+        code & 0xffff
+    };
+    let low = (outcome & 0xff) | code << 8 | AMEND_TAG << 24;
+    (low as u64) | ((!low as u64) << 32)
+}
+
+/// The outcome code and exit status an [`amend_word`] holds, if it is one.
+///
+/// Async-signal-safe.
+pub const fn amended(word: u64) -> Option<(u32, u32)> {
+    let low = word as u32;
+    let high = (word >> 32) as u32;
+    if word == 0 || high != !low || low >> 24 != AMEND_TAG {
+        return None;
+    }
+    let code = (low >> 8) & 0xffff;
+    Some((
+        low & 0xff,
+        if code == 0xffff {
+            EXIT_CODE_UNKNOWN
+        } else {
+            code
+        },
+    ))
+}
+
 /// The file size for a ring of `capacity` breadcrumbs and `stack_capacity` bytes of stack.
 pub const fn file_size(capacity: u32, stack_capacity: u32) -> usize {
     size_of::<Record>() + capacity as usize * size_of::<Breadcrumb>() + stack_capacity as usize
@@ -571,6 +615,7 @@ const _: () = assert!(size_of::<Breadcrumb>() == 128);
 const _: () = assert!(size_of::<Record>().is_multiple_of(8));
 const _: () = assert!(file_size(DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY) <= 256 * 1024);
 const _: () = assert!(size_of::<Context>().is_multiple_of(8));
+const _: () = assert!(std::mem::offset_of!(Record, amended).is_multiple_of(8));
 // The sequence-locked sections start with their sequence word: the writer copies everything
 // after it and leaves the word itself to atomic operations.
 const _: () = assert!(std::mem::offset_of!(Heartbeat, seq) == 0);

@@ -237,9 +237,7 @@ impl BlackBox {
         if status == EXIT_CODE_UNKNOWN || self.state() != STATE_ENDED {
             return;
         }
-        // SAFETY: a committed end section is only rewritten by the amend functions below,
-        // field by field; these are plain integer reads of the live mapping.
-        let (outcome, code) = unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) };
+        let (outcome, code) = self.verdict();
         let clean_or_exit = matches!(
             Outcome::from_code(outcome),
             Some(Outcome::CleanExit | Outcome::Exit)
@@ -329,9 +327,9 @@ impl BlackBox {
         {
             return None;
         }
-        // SAFETY: integer reads of the live mapping.
-        let (outcome, code) = unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) };
+        let (outcome, code) = self.verdict();
         let was_ended = self.state() == STATE_ENDED;
+        self.amended().store(0, Ordering::Release);
         // SAFETY: field projection of the live mapping.
         let state = self.atomic_u32(unsafe { &raw mut (*self.base).state });
         state.store(crate::layout::STATE_RUNNING, Ordering::Release);
@@ -557,8 +555,8 @@ impl BlackBox {
 
     /// Corrects the exit status of a committed `end` section, for the claimant only. The fatal
     /// handler uses it when the handler it chained to ended the process by another signal
-    /// (std's stack-overflow handler aborts: the status is 134, not 139). The checksum is
-    /// rewritten right after the field; the window in which they disagree is two stores.
+    /// (std's stack-overflow handler aborts: the status is 134, not 139). The correction is
+    /// one atomic store of the record's `amended` word; the checksummed section is untouched.
     ///
     /// Async-signal-safe.
     pub fn amend_exit_code(&self, exit_code: u32) -> bool {
@@ -589,16 +587,32 @@ impl BlackBox {
         if self.state() != STATE_ENDED {
             return false;
         }
-        let mut w = EndWriter { bb: self };
-        let end = w.end();
-        if let Some(o) = outcome {
-            end.outcome = o.code();
-        }
-        end.exit_code = exit_code;
-        end.checksum = 0;
-        let sum = end_checksum(end);
-        w.end().checksum = sum;
+        let (current, _) = self.verdict();
+        let word = crate::layout::amend_word(outcome.map_or(current, Outcome::code), exit_code);
+        // One atomic store: the committed, checksummed section is never rewritten, so there is
+        // no moment at which a reader (or a death) sees it half amended.
+        self.amended().store(word, Ordering::Release);
         true
+    }
+
+    /// The `amended` word of the record.
+    ///
+    /// Async-signal-safe.
+    fn amended(&self) -> &AtomicU64 {
+        // SAFETY: `amended` is an 8-aligned u64 of the live mapping (asserted in the layout);
+        // every access to it is atomic.
+        unsafe { AtomicU64::from_ptr(&raw mut (*self.base).amended) }
+    }
+
+    /// The outcome code and exit status of the committed end, amendment included.
+    ///
+    /// Async-signal-safe.
+    fn verdict(&self) -> (u32, u32) {
+        if let Some(v) = crate::layout::amended(self.amended().load(Ordering::Acquire)) {
+            return v;
+        }
+        // SAFETY: integer reads of the live mapping.
+        unsafe { ((*self.base).end.outcome, (*self.base).end.exit_code) }
     }
 
     /// Thread id of the party that claimed the `end` section, or 0.
@@ -714,6 +728,8 @@ impl EndWriter<'_> {
         if self.bb.claimant() != assafe::gettid().max(1) {
             return;
         }
+        // A correction belongs to the end it corrected, not to this one.
+        self.bb.amended().store(0, Ordering::Release);
         let b = self.bb.base;
         // SAFETY: field projection of the live mapping.
         let state = self.bb.atomic_u32(unsafe { &raw mut (*b).state });

@@ -49,6 +49,7 @@ fn sections() -> Vec<(&'static str, usize, usize)> {
             offset_of!(Record, context),
             size_of::<crashguard_blackbox::layout::Context>(),
         ),
+        ("amended", offset_of!(Record, amended), 8),
         ("breadcrumbs", size_of::<Record>(), size_of::<Breadcrumb>()),
     ]
 }

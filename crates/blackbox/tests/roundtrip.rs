@@ -160,15 +160,40 @@ proptest! {
             || (std::mem::offset_of!(layout::Record, end)..std::mem::offset_of!(layout::Record, context)).contains(&i);
         // The context section is optional evidence: a corrupted one is dropped, never trusted
         // (this box has none, so none may appear).
-        let context = (std::mem::offset_of!(layout::Record, context)..size_of::<layout::Record>()).contains(&i);
+        let context = (std::mem::offset_of!(layout::Record, context)..std::mem::offset_of!(layout::Record, amended)).contains(&i);
+        // The amendment word checks itself: one flipped byte never makes a valid amendment.
+        let amended = (std::mem::offset_of!(layout::Record, amended)..size_of::<layout::Record>()).contains(&i);
         match decode(&bytes) {
             Ok(r) => {
                 prop_assert!(!checksummed || claim.contains(&i), "flip at {} went unnoticed", i);
                 prop_assert!(!context || r.context.is_none(), "flip at {} made up a context", i);
+                if amended {
+                    prop_assert_eq!(r.exit_code, Some(139), "flip at {} amended the status", i);
+                }
             }
             Err(e) => prop_assert!(!e.to_string().is_empty()),
         }
     }
+}
+
+#[test]
+fn an_amendment_is_one_self_checking_word() {
+    for (outcome, code) in [
+        (1u32, 0u32),
+        (2, 139),
+        (9, 255),
+        (9, layout::EXIT_CODE_UNKNOWN),
+    ] {
+        let w = layout::amend_word(outcome, code);
+        assert_eq!(layout::amended(w), Some((outcome, code)));
+        // Half a word (a torn store, a reader on a 32-bit view) or any flipped bit is refused.
+        assert_eq!(layout::amended(w & 0xffff_ffff), None);
+        assert_eq!(layout::amended(w & !0xffff_ffff), None);
+        for bit in 0..64 {
+            assert_eq!(layout::amended(w ^ (1 << bit)), None, "bit {bit}");
+        }
+    }
+    assert_eq!(layout::amended(0), None);
 }
 
 #[test]
