@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crashguard_blackbox::assafe;
 
-use crate::state::{self, Disposition, EndEnricher, Installed, Previous};
+use crate::state::{self, CRASH_STACK_BYTES, Disposition, EndEnricher, Installed, Previous};
 use crate::watchdog::Watchdog;
 use crate::{Error, Signal, altstack, handler, sys, unwind};
 
@@ -138,10 +138,6 @@ impl FatalConfig {
         Ok(())
     }
 }
-
-/// The size of the stack the handler records on (unwinder, enricher): far more than they need
-/// (about 10 KiB in a debug build), so that no alternate stack size limits them.
-pub(crate) const CRASH_STACK_BYTES: usize = 256 * 1024;
 
 /// Whether a [`FatalHandlers`] exists in this process.
 static INSTALLED: AtomicBool = AtomicBool::new(false);

@@ -127,7 +127,7 @@ fn record_switching_stacks(state: &Installed, job: *mut RecordJob<'_>) {
 unsafe extern "C" fn enter_crash_stack(job: *mut c_void) {
     // SAFETY: the caller passes a live RecordJob.
     let state = unsafe { &*job.cast::<RecordJob<'_>>() }.state;
-    let size = crate::fatal::CRASH_STACK_BYTES;
+    let size = state::CRASH_STACK_BYTES;
     let _ = sys::altstack_set(state.crash_stack_top - size, size);
     // SAFETY: as the caller promises.
     unsafe { record_on_crash_stack(job) };

@@ -37,6 +37,10 @@ pub unsafe trait EndEnricher: Sync + 'static {
     fn enrich(&self, end: &mut End);
 }
 
+/// The size of the stack the handler records on (unwinder, enricher): far more than they need
+/// (about 10 KiB in a debug build), so that no alternate stack size limits them.
+pub(crate) const CRASH_STACK_BYTES: usize = 256 * 1024;
+
 /// A disposition the fatal handlers replaced, decoded once at install into its typed form.
 #[derive(Clone, Copy)]
 pub(crate) enum Disposition {
