@@ -54,6 +54,12 @@ fn a_report_that_cannot_be_written_keeps_its_box() {
         evidence,
         "the box was reset"
     );
+    // The CLI shows the crash that is waiting in its slot.
+    let listed = crashguard_cli::commands::list(dir.path(), false, false)
+        .expect("list")
+        .stdout;
+    assert!(listed.contains("fatal_signal*"), "{listed}");
+    assert!(listed.contains("report not stored yet"), "{listed}");
 
     let next = run_child(SEC, dir.path(), "none", &[]);
     next.assert_exit_code(0);

@@ -67,6 +67,7 @@ mod names;
 mod open;
 mod outcome;
 pub mod refusal;
+pub mod repair;
 mod report;
 mod shutdown_kinds;
 pub mod signature;

@@ -114,7 +114,13 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
     let mut uncollected = Vec::new();
     for path in input::blackbox_files(root, MAX_LISTED_BOXES) {
         let (entry, report) = box_entry(&path);
-        if entry.state == Some(BoxState::Running) && entry.in_use == Some(false) {
+        // Not held by anyone and not yet stored: a run that vanished (still "running"), or an
+        // abnormal end whose report install could not store (a full disk) and so left in its
+        // slot. Both are reported by the app's next run; a collected slot is reset or emptied.
+        let pending = entry.state == Some(BoxState::Running)
+            || (entry.state == Some(BoxState::Ended)
+                && report.as_ref().is_some_and(|r| r.outcome.is_abnormal()));
+        if pending && entry.in_use == Some(false) {
             uncollected.extend(report.map(|r| Entry {
                 path: path.clone(),
                 report: Some(r),
@@ -338,6 +344,15 @@ pub fn render(l: &Listing) -> String {
                 {
                     format!(
                         "{} pid {pid} (gone without a handler running: see the * row)",
+                        escape_control(app)
+                    )
+                }
+                (Some(app), Some(pid), _)
+                    if b.in_use == Some(false)
+                        && l.reports.iter().any(|e| e.uncollected && e.path == b.path) =>
+                {
+                    format!(
+                        "{} pid {pid} (ended abnormally, report not stored yet: see the * row)",
                         escape_control(app)
                     )
                 }
