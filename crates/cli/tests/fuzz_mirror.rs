@@ -113,6 +113,21 @@ fn hostile_report_json() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Found by the `decode_repaired` fuzzer: a large hook duration came back one ULP off from its
+/// own JSON until serde_json's `float_roundtrip` was enabled.
+#[test]
+fn floats_survive_the_json_round_trip() {
+    for ms in [
+        7_792_392_992_899_885.0_f64,
+        1.837_469_417_627_785_6e16,
+        0.256,
+    ] {
+        let json = serde_json::to_string(&ms).expect("serialise");
+        let back: f64 = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.to_bits(), ms.to_bits(), "{json}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
