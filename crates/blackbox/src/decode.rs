@@ -91,6 +91,24 @@ fn text(bytes: &[u8], len: u32) -> String {
     String::from_utf8_lossy(bytes.get(..n).unwrap_or(&[])).into_owned()
 }
 
+/// A thread by id and the name recorded for it, made whole from the thread-name table when an
+/// intact entry for it extends the recorded name.
+fn thread_info(names: &[ThreadName], tid: u32, recorded: &[u8]) -> ThreadInfo {
+    let short = cname(recorded);
+    match crate::thread_names::lookup(names, tid, recorded) {
+        Some(full) => ThreadInfo {
+            tid,
+            name: full,
+            truncated_name: Some(short),
+        },
+        None => ThreadInfo {
+            tid,
+            name: short,
+            truncated_name: None,
+        },
+    }
+}
+
 /// A NUL-padded name (thread names, census groups).
 fn cname(bytes: &[u8]) -> String {
     let n = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
@@ -237,7 +255,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         context: None,
     };
 
-    let panic = decode_panic(&record.panic);
+    let panic = decode_panic(&record.panic, &record.thread_names);
     if let Some((info, frames)) = &panic {
         report.panic = Some(info.clone());
         report.backtrace = frames.iter().map(|&ip| frame(modules, ip)).collect();
@@ -258,10 +276,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
             report.ended_at = Some(format_rfc3339_ns(end.ended_at_ns));
             report.stack_overflow = end.stack_overflow != 0;
             if end.tid != 0 {
-                report.thread = Some(ThreadInfo {
-                    tid: end.tid,
-                    name: cname(&end.thread_name),
-                });
+                report.thread = Some(thread_info(&record.thread_names, end.tid, &end.thread_name));
             }
             if end.signal != 0 {
                 report.signal = Some(signal_info(
@@ -429,7 +444,7 @@ fn decode_alloc(a: &AllocFailure) -> Option<AllocationInfo> {
     })
 }
 
-fn decode_panic(p: &PanicRecord) -> Option<(PanicInfo, Vec<u64>)> {
+fn decode_panic(p: &PanicRecord, names: &[ThreadName]) -> Option<(PanicInfo, Vec<u64>)> {
     if !seq_ok(p.seq, p.valid) {
         return None;
     }
@@ -442,10 +457,7 @@ fn decode_panic(p: &PanicRecord) -> Option<(PanicInfo, Vec<u64>)> {
     let info = PanicInfo {
         message: text(&p.message, p.message_len),
         location: text(&p.location, p.location_len),
-        thread: (p.tid != 0).then(|| ThreadInfo {
-            tid: p.tid,
-            name: cname(&p.thread_name),
-        }),
+        thread: (p.tid != 0).then(|| thread_info(names, p.tid, &p.thread_name)),
     };
     Some((info, frames))
 }

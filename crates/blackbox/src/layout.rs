@@ -25,7 +25,7 @@
 /// The first eight bytes of every black-box file.
 pub const MAGIC: [u8; 8] = *b"CRGDBOX\0";
 /// The layout version this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Stored as a native-endian integer; reads back differently on a machine of the other endianness.
 pub const ENDIAN_MARK: u32 = 0x0102_0304;
 
@@ -444,6 +444,45 @@ pub fn stack_sum(bytes: &[u8]) -> u64 {
     h ^ (h >> 32)
 }
 
+/// Entries in the thread-name table ([`Record::thread_names`]).
+pub const MAX_THREAD_NAMES: usize = 64;
+/// Bytes of a full thread name kept in the thread-name table.
+pub const FULL_THREAD_NAME_LEN: usize = 64;
+
+/// One entry of the thread-name table: the full name of a live thread that crashguard spawned
+/// (the kernel keeps only 15 bytes of a name). Written by that thread itself when it starts and
+/// cleared when its closure ends; never written by a signal handler.
+///
+/// A writer claims a free entry by storing its thread id into `tid` (compare-and-swap from 0),
+/// stores an odd `seq`, the body and [`thread_name_check`], then the next (even) `seq`. Freeing
+/// stores an odd `seq`, then 0 into `tid`. A reader uses an entry only when `seq` is even and
+/// non-zero, `tid` is the thread it looks for and `check` matches: an entry torn by a crash
+/// mid-write, or claimed by another thread since, matches no check.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadName {
+    /// Odd while the owner writes or frees the entry; even once the body is complete.
+    pub seq: u32,
+    /// Kernel thread id of the owner, or 0 for a free entry.
+    pub tid: u32,
+    /// Length of the valid prefix of `name`.
+    pub len: u32,
+    /// [`thread_name_check`] of the entry.
+    pub check: u32,
+    /// The thread's name, cut at a UTF-8 boundary.
+    pub name: [u8; FULL_THREAD_NAME_LEN],
+}
+
+/// The integrity word of a [`ThreadName`] entry: CRC-32 of its final (even) `seq`, `tid` and
+/// `len` (native-endian) followed by `name[..len]`. Part of the file format.
+pub fn thread_name_check(seq: u32, tid: u32, len: u32, name: &[u8]) -> u32 {
+    let mut c = crate::crc::update(0, &seq.to_ne_bytes());
+    c = crate::crc::update(c, &tid.to_ne_bytes());
+    c = crate::crc::update(c, &len.to_ne_bytes());
+    let n = (len as usize).min(name.len());
+    crate::crc::update(c, name.get(..n).unwrap_or(&[]))
+}
+
 /// The whole fixed part of a black-box file.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -473,6 +512,8 @@ pub struct Record {
     /// the process with, or the status `exit` was called with after a clean end was recorded.
     /// 0 when there is none; a value that fails its own check is ignored.
     pub amended: u64,
+    /// See [`ThreadName`].
+    pub thread_names: [ThreadName; MAX_THREAD_NAMES],
 }
 
 /// One breadcrumb in the ring that follows the [`Record`].
@@ -616,6 +657,7 @@ const _: () = assert!(size_of::<Record>().is_multiple_of(8));
 const _: () = assert!(file_size(DEFAULT_RING_CAPACITY, DEFAULT_STACK_CAPACITY) <= 256 * 1024);
 const _: () = assert!(size_of::<Context>().is_multiple_of(8));
 const _: () = assert!(std::mem::offset_of!(Record, amended).is_multiple_of(8));
+const _: () = assert!(size_of::<ThreadName>() == 80);
 // The sequence-locked sections start with their sequence word: the writer copies everything
 // after it and leaves the word itself to atomic operations.
 const _: () = assert!(std::mem::offset_of!(Heartbeat, seq) == 0);

@@ -73,6 +73,7 @@ mod shutdown_kinds;
 pub mod signature;
 mod store;
 mod sys;
+pub mod thread_names;
 pub mod time;
 pub mod verdict;
 mod writer;

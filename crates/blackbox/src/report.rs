@@ -35,8 +35,14 @@ pub struct SignalInfo {
 pub struct ThreadInfo {
     /// Kernel thread id.
     pub tid: u32,
-    /// Thread name (at most 15 bytes on Linux).
+    /// Thread name: the full name when the thread registered it in the black box's thread-name
+    /// table (threads from `crashguard::thread::Builder`), else the name as recorded at the end
+    /// (at most 15 bytes on Linux).
     pub name: String,
+    /// The name as recorded at the end (the kernel keeps 15 bytes) when `name` is the longer one
+    /// from the thread-name table; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_name: Option<String>,
 }
 
 /// A panic's message and location.

@@ -434,6 +434,12 @@ impl BlackBox {
         true
     }
 
+    /// The thread-name table in the mapping (see `thread_names`).
+    pub(crate) fn thread_names(&self) -> *mut crate::layout::ThreadName {
+        // SAFETY: a field projection of the live mapping.
+        unsafe { (&raw mut (*self.base).thread_names).cast() }
+    }
+
     /// Updates the heartbeat under its sequence lock. Fields `f` does not touch keep their last
     /// values. Returns `false`, writing nothing, if another writer is inside.
     ///

@@ -50,6 +50,11 @@ fn sections() -> Vec<(&'static str, usize, usize)> {
             size_of::<crashguard_blackbox::layout::Context>(),
         ),
         ("amended", offset_of!(Record, amended), 8),
+        (
+            "thread_names",
+            offset_of!(Record, thread_names),
+            size_of::<crashguard_blackbox::layout::ThreadName>(),
+        ),
         ("breadcrumbs", size_of::<Record>(), size_of::<Breadcrumb>()),
     ]
 }

@@ -89,6 +89,7 @@ fn main() -> ExitCode {
         "segv-two-threads" => crash_on_two_threads_at_once(),
         "overflow-std-thread" => overflow_on_std_thread(),
         "overflow-guarded-thread" => overflow_on_guarded_thread(),
+        "segv-long-thread-name" => crash_on_a_thread_with_a_long_name(),
         "overflow-pthread" => overflow_on_raw_pthread(true),
         "overflow-pthread-unprepared" => overflow_on_raw_pthread(false),
         "process-exit-3" => std::process::exit(3),
@@ -425,6 +426,17 @@ fn overflow_on_guarded_thread() {
     let t = crashguard::thread::Builder::new()
         .name("cg-overflow".into())
         .spawn(|| black_box(crash_stack_overflow(0)))
+        .expect("spawn a crashguard thread");
+    let _ = t.join();
+}
+
+/// The 40-character name of the thread `segv-long-thread-name` crashes on.
+const LONG_THREAD_NAME: &str = "ingest-partition-compactor-worker-000042";
+
+fn crash_on_a_thread_with_a_long_name() {
+    let t = crashguard::thread::Builder::new()
+        .name(LONG_THREAD_NAME.into())
+        .spawn(crash_null_write)
         .expect("spawn a crashguard thread");
     let _ = t.join();
 }

@@ -139,7 +139,8 @@ impl Builder {
     }
 
     /// Names the thread (shown in the census, in crash reports and by the OS, truncated to 15
-    /// bytes there).
+    /// bytes there). Crash and panic reports of this thread carry the whole name (up to 64
+    /// bytes) when a black box is armed while it starts.
     pub fn name(mut self, name: String) -> Builder {
         self.name = Some(name);
         self
@@ -184,8 +185,14 @@ impl Builder {
             std_builder = std_builder.stack_size(size);
         }
         let on_start = settings.on_start;
+        let full_name = self.name.clone();
         let spawned = std_builder.spawn(move || {
             let _slot = slot;
+            // The kernel keeps 15 bytes of the name; the black box keeps it whole for the
+            // report of a crash or panic on this thread, until the closure ends.
+            let _name = full_name
+                .as_deref()
+                .map(crashguard_blackbox::thread_names::register_current);
             if let Some(hook) = on_start {
                 hook();
             }
