@@ -144,11 +144,18 @@ impl ReportDir {
     /// time and never opened (`fstatat` without following links: a FIFO cannot block this).
     /// Only regular files are yielded. A missing `reports/` yields nothing.
     pub fn report_files(&self) -> Result<impl Iterator<Item = StoredReport> + use<>, Error> {
-        let dir = match self.sub(REPORTS, false) {
-            Ok(Some(d)) => Some(d),
-            Ok(None) => None,
-            Err(e) => return Err(e),
-        };
+        self.regular_files(REPORTS, b".json")
+    }
+
+    /// The regular, non-hidden files of the subdirectory `sub` whose names end in `suffix`,
+    /// streamed from its descriptor: never opened, only `fstatat`ed. A missing `sub` yields
+    /// nothing.
+    fn regular_files(
+        &self,
+        sub: &std::ffi::CStr,
+        suffix: &'static [u8],
+    ) -> Result<impl Iterator<Item = StoredReport> + use<>, Error> {
+        let dir = self.sub(sub, false)?;
         let entries = match &dir {
             Some(d) => Some(DirEntries::new(&d.fd).map_err(|source| Error::ReportDir {
                 path: d.path.clone(),
@@ -159,7 +166,7 @@ impl ReportDir {
         Ok(entries.into_iter().flatten().filter_map(move |name| {
             let d = dir.as_ref()?;
             let bytes = name.as_bytes();
-            if !bytes.ends_with(b".json") || bytes.starts_with(b".") {
+            if !bytes.ends_with(suffix) || bytes.starts_with(b".") {
                 return None;
             }
             let st = sysfs::stat_at(&d.fd, &sysfs::c_name(&name).ok()?).ok()?;
@@ -176,27 +183,7 @@ impl ReportDir {
     /// The black-box slot files (`blackbox/*.box`) of every app, streamed like
     /// [`ReportDir::report_files`]: never opened, only regular files.
     pub fn slot_files(&self) -> Result<impl Iterator<Item = StoredReport> + use<>, Error> {
-        let dir = self.sub(crate::dir::BLACKBOX, false)?;
-        let entries = match &dir {
-            Some(d) => Some(DirEntries::new(&d.fd).map_err(|source| Error::ReportDir {
-                path: d.path.clone(),
-                source,
-            })?),
-            None => None,
-        };
-        Ok(entries.into_iter().flatten().filter_map(move |name| {
-            let d = dir.as_ref()?;
-            let bytes = name.as_bytes();
-            if !bytes.ends_with(b".box") || bytes.starts_with(b".") {
-                return None;
-            }
-            let st = sysfs::stat_at(&d.fd, &sysfs::c_name(&name).ok()?).ok()?;
-            (st.kind == FileKind::Regular).then(|| StoredReport {
-                path: d.path.join(OsStr::from_bytes(bytes)),
-                len: st.size,
-                modified: system_time(st.mtime_ns),
-            })
-        }))
+        self.regular_files(crate::dir::BLACKBOX, b".box")
     }
 }
 
