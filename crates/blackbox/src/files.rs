@@ -205,24 +205,18 @@ pub fn open_termination_log(path: &Path, orchestrator_owned: bool) -> Result<Fil
 /// `O_NONBLOCK`, and a FIFO, socket or device is refused (`InvalidInput`) after an `fstat`,
 /// before anything is read. For tools (the CLI) that read files named by a user or by a report.
 pub fn read_regular_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let fd = sysfs::open_read_nonblocking(path)?;
-    let st = sysfs::fstat(&fd)?;
-    if st.kind != FileKind::Regular {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{} is {}, not a regular file",
-                path.display(),
-                st.kind.describe()
-            ),
-        ));
-    }
-    sysfs::read_fd(&fd, max)
+    sysfs::read_fd(&open_regular(path)?, max)
 }
 
 /// Opens the regular file at `path` for reading without ever blocking (see
 /// [`read_regular_file`]); for readers that map or parse the file themselves.
 pub fn open_regular_file(path: &Path) -> io::Result<File> {
+    open_regular(path).map(File::from)
+}
+
+/// The one non-blocking open behind [`read_regular_file`] and [`open_regular_file`]: `O_NONBLOCK`,
+/// then `fstat`, refusing anything that is not a regular file before it is read.
+fn open_regular(path: &Path) -> io::Result<std::os::fd::OwnedFd> {
     let fd = sysfs::open_read_nonblocking(path)?;
     let st = sysfs::fstat(&fd)?;
     if st.kind != FileKind::Regular {
@@ -235,7 +229,7 @@ pub fn open_regular_file(path: &Path) -> io::Result<File> {
             ),
         ));
     }
-    Ok(File::from(fd))
+    Ok(fd)
 }
 
 #[cfg(test)]

@@ -400,10 +400,6 @@ pub struct Grouped {
     pub unreadable: Vec<PathBuf>,
 }
 
-fn seen(r: &Report) -> &str {
-    last_seen(r)
-}
-
 /// Groups a listing's reports by signature.
 pub fn group(l: &Listing) -> Grouped {
     let mut groups: Vec<Group> = Vec::new();
@@ -413,15 +409,15 @@ pub fn group(l: &Listing) -> Grouped {
         match groups.iter_mut().find(|g| g.signature == r.signature) {
             Some(g) => {
                 g.count += 1;
-                g.first_seen = seen(r).to_owned();
+                g.first_seen = last_seen(r).to_owned();
             }
             None => groups.push(Group {
                 signature: r.signature.clone(),
                 count: 1,
                 app: r.app.clone(),
                 outcome: r.outcome.as_str().to_owned(),
-                first_seen: seen(r).to_owned(),
-                last_seen: seen(r).to_owned(),
+                first_seen: last_seen(r).to_owned(),
+                last_seen: last_seen(r).to_owned(),
                 newest: e.path.clone(),
                 summary: summary(r),
             }),

@@ -201,3 +201,23 @@ pub(crate) fn unmap(base: usize, len: usize) {
     // SAFETY: callers pass a mapping they own and no longer use.
     unsafe { libc::munmap(base as *mut c_void, len) };
 }
+
+/// A loaded object's address range and a copy of its unwind tables, taken at install for the
+/// handler's unwinder. One type for every platform; only Linux fills it.
+#[derive(Debug)]
+pub(crate) struct UnwindModule {
+    /// The object's path as the loader names it (empty for the executable).
+    pub(crate) name: String,
+    /// `[start, end)` of its `PT_LOAD` segments, in this process.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// The load bias (`dlpi_addr`): an address in the file is `address - bias`.
+    pub(crate) bias: u64,
+    /// `.eh_frame_hdr` (the `PT_GNU_EH_FRAME` segment) and its file address.
+    pub(crate) eh_frame_hdr: Vec<u8>,
+    pub(crate) eh_frame_hdr_svma: u64,
+    /// `.eh_frame`, from where `.eh_frame_hdr` says it starts to the end of the `PT_LOAD`
+    /// segment holding it (its exact size is not in the program headers), and its file address.
+    pub(crate) eh_frame: Vec<u8>,
+    pub(crate) eh_frame_svma: u64,
+}

@@ -281,30 +281,10 @@ pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
     unsafe { libc::timerfd_settime(handle, 0, &spec, core::ptr::null_mut()) };
 }
 
-/// A loaded object's address range and a copy of its unwind tables, taken at install for the
-/// handler's unwinder.
-#[derive(Debug)]
-pub(crate) struct UnwindModule {
-    /// The object's path as the loader names it (empty for the executable).
-    pub(crate) name: String,
-    /// `[start, end)` of its `PT_LOAD` segments, in this process.
-    pub(crate) start: u64,
-    pub(crate) end: u64,
-    /// The load bias (`dlpi_addr`): an address in the file is `address - bias`.
-    pub(crate) bias: u64,
-    /// `.eh_frame_hdr` (the `PT_GNU_EH_FRAME` segment) and its file address.
-    pub(crate) eh_frame_hdr: Vec<u8>,
-    pub(crate) eh_frame_hdr_svma: u64,
-    /// `.eh_frame`, from where `.eh_frame_hdr` says it starts to the end of the `PT_LOAD`
-    /// segment holding it (its exact size is not in the program headers), and its file address.
-    pub(crate) eh_frame: Vec<u8>,
-    pub(crate) eh_frame_svma: u64,
-}
-
 /// Every loaded object with DWARF unwind tables (`PT_GNU_EH_FRAME`), tables copied: the copies
 /// stay valid whatever is unloaded later, and the handler never reads a module's memory.
 /// Not async-signal-safe (the loader's lock, allocation): called at install.
-pub(crate) fn unwind_modules() -> Vec<UnwindModule> {
+pub(crate) fn unwind_modules() -> Vec<super::UnwindModule> {
     unsafe extern "C" fn callback(
         info: *mut libc::dl_phdr_info,
         _size: libc::size_t,
@@ -312,7 +292,7 @@ pub(crate) fn unwind_modules() -> Vec<UnwindModule> {
     ) -> c_int {
         // SAFETY: `data` is the Vec passed to dl_iterate_phdr below, alive for the call; the
         // loader passes a valid info structure for the duration of the callback.
-        let (out, info) = unsafe { (&mut *data.cast::<Vec<UnwindModule>>(), &*info) };
+        let (out, info) = unsafe { (&mut *data.cast::<Vec<super::UnwindModule>>(), &*info) };
         // `dlpi_addr` is 32 bits wide on 32-bit targets.
         #[allow(clippy::unnecessary_cast)]
         let bias = info.dlpi_addr as u64;
@@ -356,7 +336,7 @@ pub(crate) fn unwind_modules() -> Vec<UnwindModule> {
                 .to_string_lossy()
                 .into_owned()
         };
-        out.push(UnwindModule {
+        out.push(super::UnwindModule {
             name,
             start,
             end,
@@ -368,7 +348,7 @@ pub(crate) fn unwind_modules() -> Vec<UnwindModule> {
         });
         0
     }
-    let mut out: Vec<UnwindModule> = Vec::new();
+    let mut out: Vec<super::UnwindModule> = Vec::new();
     // SAFETY: the callback only touches `out` and the loader-provided info.
     unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut out).cast()) };
     out

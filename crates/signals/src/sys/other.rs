@@ -127,20 +127,7 @@ pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
 }
 
 /// Loaded objects' unwind tables are not read on this platform: the handler records frame 0
-/// only.
-#[derive(Debug)]
-pub(crate) struct UnwindModule {
-    pub(crate) name: String,
-    pub(crate) start: u64,
-    pub(crate) end: u64,
-    pub(crate) bias: u64,
-    pub(crate) eh_frame_hdr: Vec<u8>,
-    pub(crate) eh_frame_hdr_svma: u64,
-    pub(crate) eh_frame: Vec<u8>,
-    pub(crate) eh_frame_svma: u64,
-}
-
-/// None on this platform.
-pub(crate) fn unwind_modules() -> Vec<UnwindModule> {
+/// only, so there are none.
+pub(crate) fn unwind_modules() -> Vec<super::UnwindModule> {
     Vec::new()
 }
