@@ -1,7 +1,6 @@
 //! Installing and removing the fatal-signal handlers.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
@@ -139,9 +138,6 @@ impl FatalConfig {
     }
 }
 
-/// Whether a [`FatalHandlers`] exists in this process.
-static INSTALLED: AtomicBool = AtomicBool::new(false);
-
 /// The installed fatal-signal handlers. Dropping it (or [`FatalHandlers::uninstall`]) puts the
 /// previous dispositions back where crashguard's handler is still the one installed; a handler
 /// another library installed after crashguard stays.
@@ -193,22 +189,26 @@ impl FatalHandlers {
     /// installed.
     pub fn install(config: FatalConfig) -> Result<FatalHandlers, Error> {
         config.validate()?;
-        if INSTALLED
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        // Whether handlers exist is part of the one installed state (`state::claim`), not a
+        // flag of its own.
+        let Some(claimed) = state::claim() else {
             return Err(Error::AlreadyInstalled("fatal signal handlers are"));
-        }
-        match Self::install_inner(config) {
-            Ok(h) => Ok(h),
-            Err(e) => {
-                INSTALLED.store(false, Ordering::Release);
-                Err(e)
-            }
-        }
+        };
+        let mut handlers = FatalHandlers {
+            state: claimed,
+            replaced: Vec::with_capacity(Signal::FATAL.len()),
+            watchdog: None,
+            _termination_log: None,
+            done: false,
+        };
+        // On error `handlers` is dropped: it undoes what `arm` did and releases the state.
+        handlers.arm(config)?;
+        Ok(handlers)
     }
 
-    fn install_inner(config: FatalConfig) -> Result<FatalHandlers, Error> {
+    /// The steps of install after the state is claimed; the last publishes the armed state,
+    /// which also turns on alternate stacks for new threads, and installs the handlers.
+    fn arm(&mut self, config: FatalConfig) -> Result<(), Error> {
         let unwinder: &'static unwind::Prepared = Box::leak(Box::new(unwind::Prepared::new()));
         // The stack the handler records on: mapped once per install and never unmapped (a
         // handler may be on it); untouched pages cost nothing.
@@ -218,7 +218,10 @@ impl FatalHandlers {
         let mut name = [0u8; 16];
         let _ = assafe::current_thread_name(&mut name);
         altstack::prepare_current()?;
-        let watchdog = Watchdog::start().map_err(Error::Thread)?;
+        let alarm = self
+            .watchdog
+            .insert(Watchdog::start().map_err(Error::Thread)?)
+            .handle();
         // A shutdown that finds the crash handler's claim on the record waits for it to commit
         // at most this long (the watchdog ends the process by then).
         crashguard_blackbox::set_end_wait_limit(config.watchdog_timeout + Duration::from_secs(1));
@@ -242,7 +245,8 @@ impl FatalHandlers {
                 chain,
             });
         }
-        let state = state::publish(Installed {
+        self.state = state::publish(Installed {
+            held: true,
             armed: true,
             policy_exit: config.policy == FatalPolicy::Exit,
             second_crash_wait_ns: u64::try_from(config.second_crash_wait.as_nanos())
@@ -256,27 +260,20 @@ impl FatalHandlers {
             unwinder: Some(unwinder),
             crash_stack_top,
             previous,
-            alarm: watchdog.handle(),
+            alarm,
             watchdog_timeout_ns: u64::try_from(config.watchdog_timeout.as_nanos())
                 .unwrap_or(u64::MAX),
             owner_pid: sys::getpid(),
         });
-        let mut handlers = FatalHandlers {
-            state,
-            replaced: Vec::with_capacity(Signal::FATAL.len()),
-            watchdog: Some(watchdog),
-            _termination_log: config.termination_log,
-            done: false,
-        };
+        self._termination_log = config.termination_log;
         for signal in Signal::FATAL {
             sys::set_action(signal.number(), &ours).map_err(|errno| Error::Sigaction {
                 signal,
                 source: io::Error::from_raw_os_error(errno),
             })?;
-            handlers.replaced.push(signal);
+            self.replaced.push(signal);
         }
-        sys::set_interposer_active(true);
-        Ok(handlers)
+        Ok(())
     }
 
     /// Bytes of unwind tables (`.eh_frame_hdr` and `.eh_frame` of every loaded object) copied at
@@ -304,10 +301,11 @@ impl FatalHandlers {
             return Ok(());
         }
         self.done = true;
-        // First the handler stops recording and only passes signals on, then the dispositions
-        // go back: a signal in between is handled as the old disposition would.
+        // First the handler stops recording and only passes signals on (and new threads stop
+        // getting alternate stacks), then the dispositions go back: a signal in between is
+        // handled as the old disposition would.
         let old = self.state;
-        state::publish(Installed {
+        let disarmed = state::publish(Installed {
             armed: false,
             termination_log_fd: -1,
             enricher: None,
@@ -332,9 +330,9 @@ impl FatalHandlers {
                 });
             }
         }
-        sys::set_interposer_active(false);
         self.watchdog = None;
-        INSTALLED.store(false, Ordering::Release);
+        // Last: from here on another install may claim the state and set its handlers.
+        state::release(disarmed);
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -386,6 +384,40 @@ mod tests {
         h.uninstall().expect("uninstall");
         let after = sys::query_action(libc::SIGSEGV).expect("query");
         assert_eq!(sys::handler_address(&after), sys::handler_address(&before));
+    }
+
+    #[test]
+    fn of_racing_installs_exactly_one_wins() {
+        let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for _round in 0..3 {
+            let start = std::sync::Barrier::new(4);
+            let results: Vec<Result<FatalHandlers, Error>> = std::thread::scope(|s| {
+                let racers: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            FatalHandlers::install(FatalConfig::new())
+                        })
+                    })
+                    .collect();
+                racers
+                    .into_iter()
+                    .map(|r| r.join().expect("racer"))
+                    .collect()
+            });
+            let won = results.iter().filter(|r| r.is_ok()).count();
+            let refused = results
+                .iter()
+                .filter(|r| matches!(r, Err(Error::AlreadyInstalled(_))))
+                .count();
+            assert_eq!((won, refused), (1, 3), "{results:?}");
+            assert!(state::armed());
+            drop(results);
+            // The winner's drop released the state: new threads are left alone, and a new
+            // install works.
+            assert!(!state::armed());
+            assert!(state::current().is_some_and(|s| !s.held));
+        }
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

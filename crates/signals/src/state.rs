@@ -7,8 +7,13 @@
 //! library that installed its handler after crashguard may still chain to ours, and ours must
 //! then pass the signal on exactly as the disposition before crashguard would have handled it.
 //!
+//! The same value says whether a [`crate::FatalHandlers`] exists (`held`: [`claim`] takes it
+//! with one compare-and-swap, so two installs cannot both succeed, and [`release`] gives it
+//! back as the very last step of uninstalling) and whether new threads get an alternate stack
+//! (`armed`, read by the `pthread_create` interposer). There is no separate "installed" flag.
+//!
 //! Published values are leaked, never freed: a handler on another thread may hold the reference
-//! at any moment. One value (a few hundred bytes) per install.
+//! at any moment. Four values (about 1.5 KiB each) per install and uninstall.
 //!
 //! (signal-hook-registry's `GlobalData` is the model.)
 
@@ -81,6 +86,9 @@ impl fmt::Debug for Previous {
 
 /// Everything the fatal handler needs, fixed at install.
 pub(crate) struct Installed {
+    /// True from [`claim`] to [`release`]: a [`crate::FatalHandlers`] owns the handlers (the
+    /// one "installed" flag).
+    pub(crate) held: bool,
     /// False once uninstalled: the handler then only passes signals on (see the module docs).
     pub(crate) armed: bool,
     /// `FatalPolicy::Exit`.
@@ -105,6 +113,24 @@ pub(crate) struct Installed {
 }
 
 impl Installed {
+    /// The state before any install: nothing held, nothing armed, nothing to chain to (the
+    /// handler then acts as the default action would).
+    const NEVER: Installed = Installed {
+        held: false,
+        armed: false,
+        policy_exit: false,
+        second_crash_wait_ns: 0,
+        summary_to_stderr: false,
+        termination_log_fd: -1,
+        enricher: None,
+        crash_stack_top: 0,
+        unwinder: None,
+        previous: [None; Signal::FATAL.len()],
+        alarm: -1,
+        watchdog_timeout_ns: 0,
+        owner_pid: 0,
+    };
+
     /// The replaced disposition of `signo`, if it is one of ours.
     ///
     /// Async-signal-safe.
@@ -119,6 +145,7 @@ impl Installed {
 impl fmt::Debug for Installed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Installed")
+            .field("held", &self.held)
             .field("armed", &self.armed)
             .field("policy_exit", &self.policy_exit)
             .field("previous", &self.previous)
@@ -140,9 +167,62 @@ pub(crate) fn current() -> Option<&'static Installed> {
     unsafe { p.as_ref() }
 }
 
-/// Publishes `state` for the handler (leaking it: see the module docs).
+/// Whether threads created now should start with crashguard's alternate stack: the fatal
+/// handlers are installed and armed.
+///
+/// Async-signal-safe.
+#[cfg_attr(
+    not(all(target_os = "linux", target_env = "gnu")),
+    expect(dead_code, reason = "only the glibc pthread_create interposer asks")
+)]
+pub(crate) fn armed() -> bool {
+    current().is_some_and(|s| s.armed)
+}
+
+/// Takes the state for one [`crate::FatalHandlers`]: publishes a held, disarmed copy of the
+/// current value (the handler keeps passing signals on as before), or returns `None` if
+/// another one holds it. One compare-and-swap, so of two racing installs exactly one wins.
+pub(crate) fn claim() -> Option<&'static Installed> {
+    let mut seen = CURRENT.load(Ordering::Acquire);
+    loop {
+        // SAFETY: as in `current`: null or a leaked, never freed value.
+        let old = unsafe { seen.as_ref() }.unwrap_or(&Installed::NEVER);
+        if old.held {
+            return None;
+        }
+        let claimed = Box::into_raw(Box::new(Installed {
+            held: true,
+            armed: false,
+            ..*old
+        }));
+        match CURRENT.compare_exchange(seen, claimed, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: `claimed` came from Box::into_raw above and is never freed from now on.
+            Ok(_) => return Some(unsafe { &*claimed }),
+            Err(now) => {
+                // SAFETY: the box was never published, so nobody else can see it.
+                drop(unsafe { Box::from_raw(claimed) });
+                seen = now;
+            }
+        }
+    }
+}
+
+/// Publishes `state` for the handler (leaking it: see the module docs). Only the holder of the
+/// state (between [`claim`] and [`release`]) publishes.
 pub(crate) fn publish(state: Installed) -> &'static Installed {
+    debug_assert!(state.held, "only the holder publishes");
     let leaked: &'static Installed = Box::leak(Box::new(state));
     CURRENT.store((leaked as *const Installed).cast_mut(), Ordering::Release);
     leaked
+}
+
+/// Gives the state back (disarmed, so the handler only passes signals on): a new install may
+/// claim it from now on. The holder's last step.
+pub(crate) fn release(last: &'static Installed) {
+    let leaked: &'static Installed = Box::leak(Box::new(Installed {
+        held: false,
+        armed: false,
+        ..*last
+    }));
+    CURRENT.store((leaked as *const Installed).cast_mut(), Ordering::Release);
 }

@@ -14,12 +14,13 @@
 //! [`crate::altstack::prepare_current`] before the thread's own start routine. std's thread
 //! start then finds an alternate stack already enabled and keeps it.
 //!
-//! While no fatal handlers are installed the interposer passes calls straight through.
+//! While no fatal handlers are installed the interposer passes calls straight through: whether
+//! they are is read from the one installed state (`crate::state::armed`), not kept here.
 //! Libraries loaded with `dlopen` that call glibc's `pthread_create` directly are not covered;
 //! their threads can still call `prepare_current` themselves.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The thread entry point type of `pthread_create`.
 type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
@@ -31,15 +32,14 @@ type PthreadCreate = unsafe extern "C" fn(
     *mut c_void,
 ) -> c_int;
 
-/// Whether new threads get an alternate stack (set while fatal handlers are installed).
-static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// glibc's `pthread_create`, once looked up (0: not yet; 1: the lookup failed).
+///
+/// Not part of the installed state, on purpose: the interposer replaces `pthread_create` for
+/// the whole life of the process, also before any install and after the last uninstall (a
+/// thread made in `main` before `install`), so it must find the real function without an
+/// installation. The value is a fact about the process (where glibc's function is), the same
+/// for every install, not a setting of one.
 static REAL: AtomicUsize = AtomicUsize::new(0);
-
-/// Turns the trampoline on or off for threads created from now on.
-pub(crate) fn set_active(on: bool) {
-    ACTIVE.store(on, Ordering::Release);
-}
 
 /// What the trampoline needs: the caller's start routine and its argument.
 struct Start {
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn crashguard_pthread_create(
         // pthread_create reports a lack of resources.
         return libc::EAGAIN;
     };
-    if !ACTIVE.load(Ordering::Acquire) {
+    if !crate::state::armed() {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real(thread, attr, routine, arg) };
     }

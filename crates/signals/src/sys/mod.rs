@@ -54,11 +54,6 @@ impl Registers {
     };
 }
 
+// Without glibc there is no `pthread_create` interposer (see the crate's limitations).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod interpose;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) use interpose::set_active as set_interposer_active;
-
-/// Without glibc there is no `pthread_create` interposer (see the crate's limitations).
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn set_interposer_active(_on: bool) {}
