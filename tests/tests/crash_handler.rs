@@ -140,6 +140,33 @@ fn a_hanging_handler_is_ended_by_the_watchdog_with_84() {
 }
 
 #[test]
+fn the_watchdogs_takeover_stops_a_handler_that_keeps_writing() {
+    // The enricher never stops storing into the end section. Had the takeover been made by
+    // another thread while the recording thread ran on, its next store would land after the
+    // takeover's checksum and the next run would find a torn section.
+    let crash = crash_and_restart(CHILD, "handler-keeps-writing", &[]);
+    crash.crashed.assert_exit_code(84);
+    assert!(crash.crashed.stderr.contains("did not finish in time"));
+    let r = &crash.report;
+    let ctx = || format!("{}\n{}", r.to_json_pretty(), crash.crashed);
+    assert_eq!(r.outcome, Outcome::HandlerFailure, "{}", ctx());
+    assert_eq!(r.exit_code, Some(84), "{}", ctx());
+    assert!(
+        r.detail.as_deref().unwrap_or("").contains("watchdog"),
+        "{}",
+        ctx()
+    );
+    // What the recording thread gathered before it got stuck stays: its thread and signal.
+    assert_eq!(
+        r.thread.as_ref().map(|t| t.name.as_str()),
+        Some("stuck-writer"),
+        "{}",
+        ctx()
+    );
+    assert_eq!(r.signal.as_ref().map(|s| s.name.as_str()), Some("SIGSEGV"));
+}
+
+#[test]
 fn a_hanging_chained_handler_keeps_the_record_with_84() {
     let crash = crash_and_restart(CHILD, "chained-hang", &[]);
     crash.crashed.assert_exit_code(84);

@@ -29,8 +29,11 @@ pub enum Error {
     /// The calling thread is exiting (its thread-local storage is being torn down), so an
     /// alternate stack installed now could never be freed.
     ThreadExiting,
-    /// The watchdog or listener thread (or its pipe) could not be created.
+    /// The listener thread (or, off Linux, the watchdog thread or its pipe) could not be
+    /// created.
     Thread(io::Error),
+    /// The watchdog's timer could not be created.
+    Watchdog(io::Error),
     /// signal-hook refused to register the termination signals.
     Listener(io::Error),
 }
@@ -50,6 +53,7 @@ impl fmt::Display for Error {
                 f.write_str("cannot prepare a thread whose thread-local storage is being destroyed")
             }
             Error::Thread(_) => f.write_str("cannot start a crashguard helper thread"),
+            Error::Watchdog(_) => f.write_str("cannot create the crash handler's watchdog timer"),
             Error::Listener(_) => f.write_str("cannot register the termination signals"),
         }
     }
@@ -59,7 +63,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Sigaction { source, .. } => Some(source),
-            Error::AltStack(e) | Error::Thread(e) | Error::Listener(e) => Some(e),
+            Error::AltStack(e) | Error::Thread(e) | Error::Watchdog(e) | Error::Listener(e) => {
+                Some(e)
+            }
             _ => None,
         }
     }
@@ -85,6 +91,7 @@ mod tests {
             Error::ThreadExiting,
             Error::Thread(io::Error::from_raw_os_error(libc::EAGAIN)),
             Error::Listener(io::Error::from_raw_os_error(libc::EINVAL)),
+            Error::Watchdog(io::Error::from_raw_os_error(libc::EAGAIN)),
         ];
         for e in &errors {
             let text = e.to_string();

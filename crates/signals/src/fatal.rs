@@ -174,7 +174,8 @@ impl FatalHandlers {
     /// Installs the handlers for every signal in [`Signal::FATAL`] with `SA_SIGINFO |
     /// SA_ONSTACK`, after copying the loaded objects' unwind tables for the handler's unwinder
     /// (see `docs/unwinding.md`) and mapping its recording stack, giving the calling thread an alternate
-    /// stack ([`altstack::prepare_current`]) and starting the watchdog thread `crashguard-wd`.
+    /// stack ([`altstack::prepare_current`]) and creating the watchdog's timer (see
+    /// [`FatalConfig::watchdog_timeout`]).
     /// While installed, every thread created with `pthread_create` starts with an alternate
     /// stack too (Linux with glibc; see [`altstack`]).
     ///
@@ -218,10 +219,10 @@ impl FatalHandlers {
         let mut name = [0u8; 16];
         let _ = assafe::current_thread_name(&mut name);
         altstack::prepare_current()?;
-        let alarm = self
+        let watchdog = self
             .watchdog
-            .insert(Watchdog::start().map_err(Error::Thread)?)
-            .handle();
+            .insert(Watchdog::start().map_err(Error::Watchdog)?);
+        let (alarm, alarm_cookie) = (watchdog.handle(), watchdog.cookie());
         // A shutdown that finds the crash handler's claim on the record waits for it to commit
         // at most this long (the watchdog ends the process by then).
         crashguard_blackbox::set_end_wait_limit(config.watchdog_timeout + Duration::from_secs(1));
@@ -261,6 +262,7 @@ impl FatalHandlers {
             crash_stack_top,
             previous,
             alarm,
+            alarm_cookie,
             watchdog_timeout_ns: u64::try_from(config.watchdog_timeout.as_nanos())
                 .unwrap_or(u64::MAX),
             owner_pid: sys::getpid(),

@@ -173,6 +173,10 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
         // SAFETY: forwarded from the kernel.
         return unsafe { pass_on(previous, signo, code, info, uc) };
     }
+    // SAFETY: forwarded from the kernel.
+    if unsafe { watchdog::is_expiry(state, signo, info) } {
+        watchdog::expired(state, CRASH_TID.load(Ordering::Acquire), assafe::gettid());
+    }
     if sent && matches!(previous, Disposition::Ignore) {
         // The application had this signal ignored; being sent it stays ignored.
         return;
@@ -194,7 +198,7 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
     }
     // The phase first: a fault from here on is a fault inside the handler.
     PHASE.store(PHASE_RECORDING, Ordering::Release);
-    watchdog::arm(state);
+    watchdog::arm(state, tid);
 
     // SAFETY: this thread won CRASH_TID and is the only user of SCRATCH from now on.
     let scratch = unsafe { &mut *SCRATCH.0.get() };

@@ -30,8 +30,9 @@
 //! - a fault inside the handler commits the original crash with what was gathered, chains, and
 //!   lets the original signal end the process; exit code 84 is left for a handler that could
 //!   record nothing;
-//! - a watchdog thread, woken by a `timerfd` the handler arms, ends the process with code 84
-//!   if the handler does not finish within [`FatalConfig::watchdog_timeout`];
+//! - a watchdog — on Linux a POSIX timer created at install, which the handler arms and whose
+//!   signal is taken over on the crashing thread itself, no thread of its own — ends the process
+//!   with code 84 if the handler does not finish within [`FatalConfig::watchdog_timeout`];
 //! - frame 0 (the interrupted program counter), the registers and a bounded stack copy are in
 //!   the record before the unwinder runs.
 //!
@@ -61,7 +62,11 @@
 //!   during it is summarised on stderr but not recorded.
 //! - A watchdog timeout exits with 84 and records `handler_failure` (or, if the record was
 //!   committed, amends its status to 84).
-//! - In a forked child the watchdog thread does not exist; the handler then runs unbounded.
+//! - The watchdog's timer signals with SIGTRAP (`SI_TIMER` and a random cookie tell it from a
+//!   sent or real SIGTRAP). A recording thread that blocks SIGTRAP and cannot take it (the
+//!   expiry is forwarded to it) is taken over by the thread that got the timer after 100 ms.
+//! - In a forked child the handler creates a timer aimed at the crashing thread when it starts;
+//!   on other unixes (a watchdog thread) a forked child's handler runs unbounded.
 //! - Dropping the listener restores the previous dispositions; signal-hook-registry keeps its
 //!   bookkeeping, which this crate re-arms when a new listener starts.
 //!

@@ -1,7 +1,7 @@
 //! The fatal handlers' installed state: one immutable value behind one pointer.
 //!
 //! [`crate::FatalHandlers::install`] builds an [`Installed`] (the configuration, the typed
-//! dispositions it replaced, the enricher, the termination-log descriptor, the watchdog's alarm)
+//! dispositions it replaced, the enricher, the termination-log descriptor, the watchdog's timer)
 //! and publishes it with one release store; the handler reads it with one acquire load and never
 //! sees a half-configured value. Uninstalling publishes a *disarmed* copy instead of null: a
 //! library that installed its handler after crashguard may still chain to ours, and ours must
@@ -105,10 +105,12 @@ pub(crate) struct Installed {
     pub(crate) unwinder: Option<&'static crate::unwind::Prepared>,
     /// The dispositions replaced, one per signal of [`Signal::FATAL`], in that order.
     pub(crate) previous: [Option<Previous>; Signal::FATAL.len()],
-    /// The watchdog's alarm handle, or -1, and its budget.
+    /// The watchdog's alarm handle (a timer id on Linux), or -1; the value its signal carries;
+    /// its budget.
     pub(crate) alarm: i32,
+    pub(crate) alarm_cookie: u64,
     pub(crate) watchdog_timeout_ns: u64,
-    /// The process that installed: a forked child shares the alarm but not the watchdog thread.
+    /// The process that installed: a forked child has no share in its timer.
     pub(crate) owner_pid: u32,
 }
 
@@ -127,6 +129,7 @@ impl Installed {
         unwinder: None,
         previous: [None; Signal::FATAL.len()],
         alarm: -1,
+        alarm_cookie: 0,
         watchdog_timeout_ns: 0,
         owner_pid: 0,
     };

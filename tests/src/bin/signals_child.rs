@@ -110,6 +110,25 @@ unsafe impl EndEnricher for Hanging {
     }
 }
 
+/// An enricher that never returns and never stops writing into the record it was given: after
+/// the watchdog takes the record over, no store of it may land (the takeover must stop it, not
+/// race it).
+struct KeepsWriting;
+// SAFETY: volatile stores into the end section it was given, nothing else.
+unsafe impl EndEnricher for KeepsWriting {
+    fn enrich(&self, end: &mut End) {
+        let mut n: u32 = 0;
+        loop {
+            n = n.wrapping_add(1);
+            // SAFETY: plain stores into the section the handler lent us.
+            unsafe {
+                core::ptr::write_volatile(&raw mut end.census_total, n);
+                core::ptr::write_volatile(&raw mut end.census_count, 0);
+            }
+        }
+    }
+}
+
 /// An enricher that says `RECORDING <tid>` and then waits for a line on stdin: the parent
 /// sends signals to the recording thread meanwhile.
 struct WaitForParent;
@@ -296,6 +315,22 @@ fn run(dir: &Path, scenario: &str) {
                     .enricher(&Hanging),
             );
             crash_null_write();
+        }
+        "handler-keeps-writing" => {
+            // The crash happens on a worker; the main thread waits in `join`, so the timer's
+            // process-directed signal reaches the main thread first (the kernel prefers it),
+            // which must hand the takeover to the stuck recording thread.
+            setup(
+                dir,
+                FatalConfig::new()
+                    .watchdog_timeout(Duration::from_millis(200))
+                    .enricher(&KeepsWriting),
+            );
+            let worker = std::thread::Builder::new()
+                .name("stuck-writer".into())
+                .spawn(crash_null_write)
+                .expect("spawn");
+            let _ = worker.join();
         }
         "chained-hang" => {
             // A previous handler that never returns: crashguard records, chains to it, and the

@@ -216,57 +216,116 @@ pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (i32, usize, u32,
     }
 }
 
-/// A one-shot alarm for the watchdog: a `timerfd` that a thread blocks on. Arming it from the
-/// handler is a single system call and wakes nobody until the time is up, so a crash that ends
-/// the process in time never schedules the watchdog thread at all.
+/// The signal the watchdog's timer raises: SIGTRAP, one of the fatal signals, so that its
+/// disposition is crashguard's handler for as long as a crash can be handled, and the one
+/// least likely to be the crash being handled (a trap ends the process by being sent again at
+/// once, never by returning with the default action restored and running on).
+pub(crate) const ALARM_SIGNAL: c_int = libc::SIGTRAP;
+
+/// `sigev_value`'s offset in a `siginfo_t` for `SI_TIMER` and `SI_QUEUE` (after `si_signo`,
+/// `si_errno`, `si_code`, padding, then `si_tid`/`si_pid` and `si_overrun`/`si_uid`), the
+/// same on every 64-bit and 32-bit Linux ABI this crate builds for.
+const SIGINFO_VALUE_OFFSET: usize = if cfg!(target_pointer_width = "64") {
+    24
+} else {
+    20
+};
+
+/// The watchdog's POSIX timer (the kernel's timer id), created disarmed at install; its expiry
+/// is the signal [`ALARM_SIGNAL`] with `SI_TIMER` and the cookie as its value, sent to the
+/// process. Deleted on drop.
 #[derive(Debug)]
-pub(crate) struct Alarm(std::os::fd::OwnedFd);
+pub(crate) struct Alarm(c_int);
 
 impl Alarm {
-    /// Creates a disarmed alarm; returns it and the handle [`arm_alarm`] takes.
-    pub(crate) fn new() -> std::io::Result<(Alarm, i32)> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        // SAFETY: timerfd_create has no memory arguments.
-        let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) };
-        if fd < 0 {
+    /// Creates the disarmed timer. `_on_expiry` is for platforms that wait in a thread; here
+    /// the handler recognises the signal.
+    pub(crate) fn new(cookie: u64, _on_expiry: fn()) -> std::io::Result<Alarm> {
+        // SAFETY: an all-zero sigevent is a valid value to fill in.
+        let mut event: libc::sigevent = unsafe { mem::zeroed() };
+        event.sigev_notify = libc::SIGEV_SIGNAL;
+        event.sigev_signo = ALARM_SIGNAL;
+        event.sigev_value = libc::sigval {
+            sival_ptr: cookie as usize as *mut c_void,
+        };
+        let mut id: c_int = -1;
+        // SAFETY: a raw timer_create system call; `event` and `id` are valid for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_timer_create,
+                libc::CLOCK_MONOTONIC,
+                &raw mut event,
+                &raw mut id,
+            )
+        };
+        if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        let raw = owned.as_raw_fd();
-        Ok((Alarm(owned), raw))
+        Ok(Alarm(id))
     }
 
-    /// Blocks until the alarm goes off; false if waiting failed.
-    pub(crate) fn wait(&mut self) -> bool {
-        use std::os::fd::AsRawFd;
-        loop {
-            let mut expirations = 0u64;
-            // SAFETY: reads 8 bytes into a u64, as timerfd requires.
-            let n = unsafe {
-                libc::read(
-                    self.0.as_raw_fd(),
-                    (&raw mut expirations).cast::<c_void>(),
-                    size_of::<u64>(),
-                )
-            };
-            if n == size_of::<u64>() as isize {
-                return true;
-            }
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            return false;
-        }
+    /// The handle [`arm_alarm`] takes.
+    pub(crate) fn handle(&self) -> i32 {
+        self.0
     }
 }
 
-/// Arms the alarm behind `handle` to go off `after_ns` nanoseconds from now (at least 1).
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        // SAFETY: deletes the timer this value created and owns.
+        unsafe { libc::syscall(libc::SYS_timer_delete, self.0) };
+    }
+}
+
+/// Arms timer `handle` to expire `after_ns` nanoseconds from now (at least 1), once.
 ///
 /// Async-signal-safe.
 pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
+    let spec = one_shot(after_ns);
+    // SAFETY: a raw timer_settime system call; `spec` is valid and the old value is not asked.
+    unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            handle,
+            0,
+            &raw const spec,
+            core::ptr::null_mut::<libc::itimerspec>(),
+        )
+    };
+}
+
+/// In a process that has no watchdog timer of its own (a child made by `fork`): creates one
+/// aimed at thread `tid` and arms it. Never deleted: the process is ending.
+///
+/// Async-signal-safe.
+pub(crate) fn arm_thread_alarm(tid: u32, cookie: u64, after_ns: u64) {
+    // SAFETY: an all-zero sigevent is a valid value to fill in.
+    let mut event: libc::sigevent = unsafe { mem::zeroed() };
+    event.sigev_notify = libc::SIGEV_THREAD_ID;
+    event.sigev_signo = ALARM_SIGNAL;
+    event.sigev_notify_thread_id = tid as c_int;
+    event.sigev_value = libc::sigval {
+        sival_ptr: cookie as usize as *mut c_void,
+    };
+    let mut id: c_int = -1;
+    // SAFETY: a raw timer_create system call; `event` and `id` are valid for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_timer_create,
+            libc::CLOCK_MONOTONIC,
+            &raw mut event,
+            &raw mut id,
+        )
+    };
+    if rc == 0 {
+        arm_alarm(id, after_ns);
+    }
+}
+
+/// Async-signal-safe.
+fn one_shot(after_ns: u64) -> libc::itimerspec {
     let after_ns = after_ns.max(1);
-    let spec = libc::itimerspec {
+    libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
@@ -275,10 +334,54 @@ pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
             tv_sec: (after_ns / 1_000_000_000) as libc::time_t,
             tv_nsec: (after_ns % 1_000_000_000) as libc::c_long,
         },
+    }
+}
+
+/// The value a watchdog alarm carries, if `info` is one (`SI_TIMER`).
+///
+/// Async-signal-safe.
+pub(crate) fn alarm_cookie(info: &libc::siginfo_t) -> Option<u64> {
+    if info.si_code != libc::SI_TIMER {
+        return None;
+    }
+    let base: *const libc::siginfo_t = info;
+    // SAFETY: the value field lies inside the 128-byte siginfo_t at this offset for SI_TIMER
+    // (see SIGINFO_VALUE_OFFSET); an unaligned read of a pointer-sized integer.
+    let value = unsafe {
+        core::ptr::read_unaligned(base.cast::<u8>().add(SIGINFO_VALUE_OFFSET).cast::<usize>())
     };
-    // SAFETY: timerfd_settime is a thin system-call wrapper; `spec` is valid and the old value
-    // is not requested.
-    unsafe { libc::timerfd_settime(handle, 0, &spec, core::ptr::null_mut()) };
+    Some(value as u64)
+}
+
+/// Sends the watchdog's alarm (as the timer would, `SI_TIMER` with `cookie`) to thread `tid` of
+/// this process; false when the kernel refused.
+///
+/// Async-signal-safe.
+pub(crate) fn send_alarm(tid: u32, cookie: u64) -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value to fill in.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    info.si_signo = ALARM_SIGNAL;
+    info.si_code = libc::SI_TIMER;
+    let base: *mut libc::siginfo_t = &mut info;
+    // SAFETY: as in `alarm_cookie`: the value field lies inside the siginfo_t.
+    unsafe {
+        core::ptr::write_unaligned(
+            base.cast::<u8>().add(SIGINFO_VALUE_OFFSET).cast::<usize>(),
+            cookie as usize,
+        )
+    };
+    // SAFETY: a raw rt_tgsigqueueinfo system call to a thread of this very process (which may
+    // use any si_code); `info` is valid for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            tid as libc::pid_t,
+            ALARM_SIGNAL,
+            &raw const info,
+        )
+    };
+    rc == 0
 }
 
 /// Every loaded object with DWARF unwind tables (`PT_GNU_EH_FRAME`), tables copied: the copies

@@ -85,37 +85,64 @@ pub(crate) unsafe fn siginfo_fields(info: &libc::siginfo_t) -> (i32, usize, u32,
     )
 }
 
-/// A one-shot alarm for the watchdog, built on a pipe: arming writes the delay, the waiting
-/// thread reads it and sleeps that long.
+/// The signal a watchdog alarm would raise; never raised on this platform (see [`Alarm`]).
+pub(crate) const ALARM_SIGNAL: c_int = libc::SIGTRAP;
+
+/// A one-shot alarm for the watchdog, built on a pipe and a thread (`crashguard-wd`): arming
+/// writes the delay, the thread reads it, sleeps that long and calls the expiry function.
+/// Dropping it closes the pipe, which ends the thread.
 #[derive(Debug)]
 pub(crate) struct Alarm {
-    reader: std::io::PipeReader,
-    _writer: std::io::PipeWriter,
+    writer: Option<std::io::PipeWriter>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Alarm {
-    /// Creates a disarmed alarm; returns it and the handle [`arm_alarm`] takes.
-    pub(crate) fn new() -> std::io::Result<(Alarm, i32)> {
-        use std::os::fd::AsRawFd;
-        let (reader, writer) = std::io::pipe()?;
-        let raw = writer.as_raw_fd();
-        Ok((
-            Alarm {
-                reader,
-                _writer: writer,
-            },
-            raw,
-        ))
+    /// Starts the alarm thread; `on_expiry` runs on it when the alarm goes off.
+    pub(crate) fn new(_cookie: u64, on_expiry: fn()) -> std::io::Result<Alarm> {
+        let (mut reader, writer) = std::io::pipe()?;
+        let thread = std::thread::Builder::new()
+            .name("crashguard-wd".into())
+            .spawn(move || {
+                block_all_signals();
+                let mut delay = [0u8; 8];
+                if std::io::Read::read_exact(&mut reader, &mut delay).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_nanos(u64::from_ne_bytes(delay)));
+                on_expiry();
+            })?;
+        Ok(Alarm {
+            writer: Some(writer),
+            thread: Some(thread),
+        })
     }
 
-    /// Blocks until the alarm goes off; false if waiting failed.
-    pub(crate) fn wait(&mut self) -> bool {
-        let mut delay = [0u8; 8];
-        if std::io::Read::read_exact(&mut self.reader, &mut delay).is_err() {
-            return false;
+    /// The handle [`arm_alarm`] takes.
+    pub(crate) fn handle(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.writer.as_ref().map_or(-1, |w| w.as_raw_fd())
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        drop(self.writer.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
-        std::thread::sleep(std::time::Duration::from_nanos(u64::from_ne_bytes(delay)));
-        true
+    }
+}
+
+/// Keeps process-directed signals away from the alarm thread, so it never runs someone's
+/// handler and is always free to act.
+fn block_all_signals() {
+    // SAFETY: a zeroed sigset_t is a valid buffer for sigfillset.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        libc::sigfillset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
     }
 }
 
@@ -124,6 +151,25 @@ impl Alarm {
 /// Async-signal-safe.
 pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
     super::write_all(handle, &after_ns.to_ne_bytes());
+}
+
+/// A forked child has no alarm thread on this platform: its handler runs unbounded.
+///
+/// Async-signal-safe.
+pub(crate) fn arm_thread_alarm(_tid: u32, _cookie: u64, _after_ns: u64) {}
+
+/// No signal is ever an alarm on this platform.
+///
+/// Async-signal-safe.
+pub(crate) fn alarm_cookie(_info: &libc::siginfo_t) -> Option<u64> {
+    None
+}
+
+/// No alarm is forwarded on this platform (the alarm thread acts itself).
+///
+/// Async-signal-safe.
+pub(crate) fn send_alarm(_tid: u32, _cookie: u64) -> bool {
+    false
 }
 
 /// Loaded objects' unwind tables are not read on this platform: the handler records frame 0
