@@ -49,52 +49,97 @@ compile_error!(
     "crashguard-blackbox supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
 );
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 pub mod assafe;
+#[cfg(unix)]
 mod crc;
+#[cfg(unix)]
 mod crumbs;
+#[cfg(unix)]
 mod decode;
+#[cfg(unix)]
 mod dir;
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 mod escape;
+#[cfg(unix)]
 mod exit_code;
+#[cfg(unix)]
 mod exit_watch;
+#[cfg(unix)]
 pub mod explain;
+#[cfg(unix)]
 mod files;
+#[cfg(unix)]
 mod in_use;
+#[cfg(unix)]
 pub mod layout;
+#[cfg(unix)]
 pub mod modules;
+#[cfg(unix)]
 mod names;
+#[cfg(unix)]
 mod open;
+#[cfg(unix)]
 mod outcome;
+#[cfg(unix)]
 pub mod refusal;
+#[cfg(unix)]
 pub mod repair;
+#[cfg(unix)]
 mod report;
+#[cfg(unix)]
 mod shutdown_kinds;
+#[cfg(unix)]
 pub mod signature;
+#[cfg(unix)]
 mod store;
+#[cfg(unix)]
 mod sys;
+#[cfg(unix)]
 pub mod thread_names;
+#[cfg(unix)]
 pub mod time;
+#[cfg(unix)]
 pub mod verdict;
+#[cfg(unix)]
 mod writer;
 
+#[cfg(unix)]
 pub use crc::crc32;
+#[cfg(unix)]
 pub use decode::{DecodeError, decode, decode_header, signal_info};
+#[cfg(unix)]
 pub use dir::ReportDir;
+#[cfg(unix)]
 pub use error::Error;
+#[cfg(unix)]
 pub use escape::{Escaped, escape_control, escape_report, json_terminal_safe, terminal_safe};
+#[cfg(unix)]
 pub use exit_code::{AppCode, ExitCode, ReservedExitCode};
+#[cfg(unix)]
 pub use files::{open_regular_file, open_termination_log, read_regular_file};
+#[cfg(unix)]
 pub use in_use::slot_in_use;
+#[cfg(unix)]
 pub use names::{code_is_sent, code_name, signal_name};
+#[cfg(unix)]
 pub use open::{
     MAX_SLOTS, Opened, Options, Slot, ensure_private_dir, open, open_slot, validate_app,
 };
+#[cfg(unix)]
 pub use outcome::Outcome;
+#[cfg(unix)]
 pub use report::*;
+#[cfg(unix)]
 pub use shutdown_kinds::{HookStatus, ShutdownTrigger};
+#[cfg(unix)]
 pub use store::{
     MAX_REPORT_BYTES, Retention, StoredReport, list_reports, read_report, reports_dir,
     sort_newest_first, write_report,
 };
+#[cfg(unix)]
 pub use writer::{BlackBox, EndWriter, active, set_end_wait_limit};

@@ -57,12 +57,21 @@ compile_error!(
     "crashguard-budget supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
 );
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 pub mod kernel;
+#[cfg(unix)]
 pub mod memory;
+#[cfg(unix)]
 mod sys;
+#[cfg(unix)]
 pub mod thread;
 
+#[cfg(unix)]
 pub use error::{Error, Result};
 // The type `Error::Parse` carries, next to the error itself.
+#[cfg(unix)]
 pub use kernel::ParseError;

@@ -47,15 +47,28 @@ compile_error!(
     "crashguard-cli supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
 );
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 pub mod backtrace;
+#[cfg(unix)]
 pub mod commands;
+#[cfg(unix)]
 pub mod debuginfo;
+#[cfg(unix)]
 pub mod error;
+#[cfg(unix)]
 pub mod exit_codes;
+#[cfg(unix)]
 pub mod input;
+#[cfg(unix)]
 pub mod list;
+#[cfg(unix)]
 pub mod render;
+#[cfg(unix)]
 pub mod symbolize;
+#[cfg(unix)]
 pub mod units;
 
+#[cfg(unix)]
 pub use error::{CliExit, Error};

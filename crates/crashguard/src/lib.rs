@@ -87,23 +87,42 @@ compile_error!(
     "crashguard supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
 );
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 mod budgets;
+#[cfg(unix)]
 mod census;
+#[cfg(unix)]
 mod config;
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 mod events;
+#[cfg(unix)]
 mod exit;
+#[cfg(unix)]
 mod guard;
+#[cfg(unix)]
 mod install;
+#[cfg(unix)]
 pub mod memory;
+#[cfg(unix)]
 mod panic;
+#[cfg(unix)]
 mod previous;
+#[cfg(unix)]
 mod shutdown;
+#[cfg(unix)]
 mod sys;
+#[cfg(unix)]
 mod systemd;
+#[cfg(unix)]
 mod termlog;
+#[cfg(unix)]
 pub mod thread;
 #[cfg(feature = "tracing")]
+#[cfg(unix)]
 mod tracing_layer;
 
 /// Breadcrumbs from `tracing` events, and crashguard's own lifecycle as `tracing` events
@@ -120,21 +139,32 @@ mod tracing_layer;
 /// subscriber before crashguard to see the install-time events.
 #[cfg(feature = "tracing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
+#[cfg(unix)]
 pub mod tracing {
     pub use crate::tracing_layer::BreadcrumbLayer;
 }
 
+#[cfg(unix)]
 pub use config::{CleanExit, Config, PanicPolicy, TerminationLog};
+#[cfg(unix)]
 pub use crashguard_blackbox::{AppCode, ExitCode, Outcome, Report, ReservedExitCode, explain};
+#[cfg(unix)]
 pub use crashguard_budget::memory::{BudgetAllocator, MemoryBudget};
+#[cfg(unix)]
 pub use crashguard_budget::thread::{ThreadBudget, ThreadPolicy};
+#[cfg(unix)]
 pub use crashguard_signals::{FatalPolicy, Signal};
+#[cfg(unix)]
 pub use error::Error;
+#[cfg(unix)]
 pub use guard::Guard;
+#[cfg(unix)]
 pub use previous::{PreviousRun, PreviousRunError};
+#[cfg(unix)]
 pub use shutdown::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
 
 /// The report types, for code that inspects [`Report`] in detail.
+#[cfg(unix)]
 pub mod report {
     pub use crashguard_blackbox::{
         AllocationInfo, BreadcrumbInfo, CensusGroup, CrashContext, Frame, HookInfo, HookStatus,
@@ -145,6 +175,7 @@ pub mod report {
 
 /// The lower crates' errors that [`Error`]'s variants carry, so that code matching on them
 /// needs no dependency of its own on those crates.
+#[cfg(unix)]
 pub mod errors {
     pub use crashguard_blackbox::Error as BlackBoxError;
     pub use crashguard_budget::Error as BudgetError;
@@ -158,6 +189,7 @@ pub mod errors {
 /// than about 100 bytes are truncated.
 ///
 /// Async-signal-safe.
+#[cfg(unix)]
 pub fn breadcrumb(message: &str) {
     if let Some(bb) = crashguard_blackbox::active() {
         bb.breadcrumb(message);
@@ -169,6 +201,7 @@ pub fn breadcrumb(message: &str) {
 /// Errors (never panics): invalid configuration (zero grace period, bad app name, a budget out
 /// of range), a report directory that cannot be created or written or is a symbolic link,
 /// crashguard already installed in this process, or signal handlers that cannot be installed.
+#[cfg(unix)]
 pub fn install(config: Config) -> Result<Guard, Error> {
     config.install()
 }

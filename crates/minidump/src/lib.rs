@@ -35,37 +35,58 @@
 #[cfg(not(unix))]
 compile_error!("crashguard-minidump supports Unix targets only, like the reports it reads");
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 mod buf;
+#[cfg(unix)]
 mod context;
+#[cfg(unix)]
 mod error;
 
+#[cfg(unix)]
 use crashguard_blackbox::{Report, StackMemory};
 
+#[cfg(unix)]
 use buf::{Buf, Location};
+#[cfg(unix)]
 pub use error::Error;
 
+#[cfg(unix)]
 const SIGNATURE: u32 = 0x504d_444d; // "MDMP"
+#[cfg(unix)]
 const VERSION: u32 = 0xa793;
+#[cfg(unix)]
 const THREAD_LIST_STREAM: u32 = 3;
+#[cfg(unix)]
 const MODULE_LIST_STREAM: u32 = 4;
+#[cfg(unix)]
 const MEMORY_LIST_STREAM: u32 = 5;
+#[cfg(unix)]
 const EXCEPTION_STREAM: u32 = 6;
+#[cfg(unix)]
 const SYSTEM_INFO_STREAM: u32 = 7;
+#[cfg(unix)]
 const CRASHPAD_INFO_STREAM: u32 = 0x4350_0001;
 /// `PlatformId` of Linux in Breakpad's system-info stream.
+#[cfg(unix)]
 const PLATFORM_LINUX: u32 = 0x8201;
 /// Breakpad's CodeView signature for an ELF build id: "BpEL".
+#[cfg(unix)]
 const CV_SIGNATURE_ELF: u32 = 0x4270_454c;
 /// How many streams this writer emits.
+#[cfg(unix)]
 const STREAMS: u32 = 6;
 
 /// The annotation keys written into the Crashpad info stream.
+#[cfg(unix)]
 pub const ANNOTATION_PREFIX: &str = "crashguard.";
 
 /// Writes the minidump of a native crash report.
 ///
 /// Fails with [`Error::NoContext`] when the report holds no registers (it is not a native
 /// crash, or an older crashguard recorded it).
+#[cfg(unix)]
 pub fn write_minidump(report: &Report) -> Result<Vec<u8>, Error> {
     let ctx = report.context.as_ref().ok_or_else(|| Error::NoContext {
         outcome: report.outcome.as_str().to_owned(),
@@ -151,6 +172,7 @@ pub fn write_minidump(report: &Report) -> Result<Vec<u8>, Error> {
 }
 
 /// The end (else the start) of the run, in seconds since the epoch.
+#[cfg(unix)]
 fn timestamp(report: &Report) -> u32 {
     let at = report.ended_at.as_deref().unwrap_or(&report.started_at);
     crashguard_blackbox::time::parse_rfc3339_ns(at).map_or(0, |ns| {
@@ -158,6 +180,7 @@ fn timestamp(report: &Report) -> u32 {
     })
 }
 
+#[cfg(unix)]
 fn stack_memory(stack: Option<&StackMemory>, sp: u64) -> Option<(u64, Vec<u8>)> {
     let s = stack?;
     let bytes = s.to_bytes()?;
@@ -165,6 +188,7 @@ fn stack_memory(stack: Option<&StackMemory>, sp: u64) -> Option<(u64, Vec<u8>)> 
     (!bytes.is_empty()).then_some((start, bytes))
 }
 
+#[cfg(unix)]
 fn system_info(b: &mut Buf, processor: u16) -> Location {
     // The CSD version string (Windows' service pack; the kernel version on Linux) is unknown to
     // the report; readers expect the string to exist.
@@ -187,6 +211,7 @@ fn system_info(b: &mut Buf, processor: u16) -> Location {
     Location { size: 56, rva }
 }
 
+#[cfg(unix)]
 fn parse_hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix("0x").unwrap_or(s), 16).ok()
 }
@@ -194,6 +219,7 @@ fn parse_hex(s: &str) -> Option<u64> {
 /// The exception stream. The address is the fault address of a fault (SIGSEGV, SIGBUS, ...);
 /// for a signal without one (SIGABRT) it is the instruction pointer, as processors expect a
 /// crash address there.
+#[cfg(unix)]
 fn exception(b: &mut Buf, report: &Report, tid: u32, ip: u64, context: Location) -> Location {
     let (signo, code, address) = match &report.signal {
         Some(s) => (
@@ -218,6 +244,7 @@ fn exception(b: &mut Buf, report: &Report, tid: u32, ip: u64, context: Location)
     Location { size: 168, rva }
 }
 
+#[cfg(unix)]
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -228,6 +255,7 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+#[cfg(unix)]
 fn module_list(b: &mut Buf, report: &Report) -> Location {
     struct Prepared {
         base: u64,
@@ -281,6 +309,7 @@ fn module_list(b: &mut Buf, report: &Report) -> Location {
 }
 
 /// The report's facts as `crashguard.*` annotations.
+#[cfg(unix)]
 pub fn annotations(report: &Report) -> Vec<(String, String)> {
     let mut out = vec![
         ("app", report.app.clone()),
@@ -311,6 +340,7 @@ pub fn annotations(report: &Report) -> Vec<(String, String)> {
         .collect()
 }
 
+#[cfg(unix)]
 fn crashpad_info(b: &mut Buf, report: &Report) -> Location {
     let pairs: Vec<(u32, u32)> = annotations(report)
         .iter()

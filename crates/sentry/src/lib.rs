@@ -43,36 +43,49 @@
 #[cfg(not(unix))]
 compile_error!("crashguard-sentry supports Unix targets only, like crashguard");
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 use std::borrow::Cow;
+#[cfg(unix)]
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::time::{Duration, SystemTime};
 
+#[cfg(unix)]
 use crashguard::{Outcome, Report};
+#[cfg(unix)]
 use sentry_core::Hub;
+#[cfg(unix)]
 use sentry_core::protocol::{
     Addr, Attachment, AttachmentType, Breadcrumb, Context, DebugImage, DebugMeta, Event, Exception,
     Frame, Level, Map, Mechanism, MechanismMeta, PosixSignal, RegVal, Stacktrace,
     SymbolicDebugImage, Value,
 };
+#[cfg(unix)]
 use sentry_core::types::{CodeId, DebugId, Uuid};
 
 /// The file name of the attached minidump.
+#[cfg(unix)]
 pub const MINIDUMP_FILENAME: &str = "crashguard.dmp";
 
 /// Sends the report of the run before this one, if it ended abnormally, with the current hub's
 /// client. Returns the event id, or `None` when there was nothing to send (no previous run, a
 /// clean exit) or no client is bound.
+#[cfg(unix)]
 pub fn capture_previous_run(guard: &crashguard::Guard) -> Option<Uuid> {
     capture_report(guard.previous_run()?)
 }
 
 /// Sends `report` with the current hub's client, the minidump attached for a native crash.
 /// Returns the event id; `None` for a clean exit.
+#[cfg(unix)]
 pub fn capture_report(report: &Report) -> Option<Uuid> {
     capture_report_with(&Hub::current(), report)
 }
 
 /// [`capture_report`] on a given hub.
+#[cfg(unix)]
 pub fn capture_report_with(hub: &Hub, report: &Report) -> Option<Uuid> {
     let event = event_from_report(report)?;
     let minidump = crashguard_minidump::write_minidump(report).ok();
@@ -93,6 +106,7 @@ pub fn capture_report_with(hub: &Hub, report: &Report) -> Option<Uuid> {
 }
 
 /// The event for `report`; `None` for a clean exit (nothing to report).
+#[cfg(unix)]
 pub fn event_from_report(report: &Report) -> Option<Event<'static>> {
     let (ty, value, mechanism) = exception_kind(report)?;
     let mut event = Event {
@@ -148,6 +162,7 @@ pub fn event_from_report(report: &Report) -> Option<Event<'static>> {
 }
 
 /// The exception's type, value and mechanism; `None` when the run ended cleanly.
+#[cfg(unix)]
 fn exception_kind(r: &Report) -> Option<(String, String, Mechanism)> {
     let detail = || r.detail.clone().unwrap_or_else(|| r.to_string());
     let mechanism = |ty: &str| Mechanism {
@@ -231,15 +246,18 @@ fn exception_kind(r: &Report) -> Option<(String, String, Mechanism)> {
     })
 }
 
+#[cfg(unix)]
 fn time(rfc3339: &str) -> Option<SystemTime> {
     let ns = crashguard_blackbox::time::parse_rfc3339_ns(rfc3339)?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
+#[cfg(unix)]
 fn parse_hex(s: &str) -> Option<u64> {
     u64::from_str_radix(s.strip_prefix("0x").unwrap_or(s), 16).ok()
 }
 
+#[cfg(unix)]
 fn stacktrace(r: &Report) -> Option<Stacktrace> {
     if r.backtrace.is_empty() {
         return None;
@@ -278,6 +296,7 @@ fn stacktrace(r: &Report) -> Option<Stacktrace> {
 
 /// The debug id Sentry (and Breakpad) derive from an ELF build id: its first 16 bytes (padded
 /// with zeros when shorter) read as a little-endian GUID, age 0.
+#[cfg(unix)]
 pub fn debug_id_from_build_id(build_id_hex: &str) -> Option<DebugId> {
     let bytes: Vec<u8> = (0..build_id_hex.len())
         .step_by(2)
@@ -293,6 +312,7 @@ pub fn debug_id_from_build_id(build_id_hex: &str) -> Option<DebugId> {
     DebugId::from_guid_age(&guid, 0).ok()
 }
 
+#[cfg(unix)]
 fn images(r: &Report) -> Vec<DebugImage> {
     let arch = r.context.as_ref().map(|c| c.arch.clone());
     r.modules
@@ -316,6 +336,7 @@ fn images(r: &Report) -> Vec<DebugImage> {
         .collect()
 }
 
+#[cfg(unix)]
 fn other<T: serde::Serialize>(value: &T) -> Option<Context> {
     match serde_json::to_value(value).ok()? {
         Value::Object(map) => Some(Context::Other(map.into_iter().collect::<Map<_, _>>())),
@@ -323,6 +344,7 @@ fn other<T: serde::Serialize>(value: &T) -> Option<Context> {
     }
 }
 
+#[cfg(unix)]
 fn contexts(r: &Report, out: &mut Map<String, Context>) {
     let facts = serde_json::json!({
         "app": r.app,

@@ -103,24 +103,44 @@ compile_error!(
     "crashguard-signals supports Unix targets only: Linux (x86_64, aarch64) fully, other Unixes with reduced features"
 );
 
+// On those targets every item below is configured out, so that the build stops at that one
+// error instead of going on to fail in every module.
+#[cfg(unix)]
 pub mod altstack;
+#[cfg(unix)]
 mod context;
+#[cfg(unix)]
 mod error;
+#[cfg(unix)]
 mod fatal;
+#[cfg(unix)]
 mod handler;
+#[cfg(unix)]
 mod record;
+#[cfg(unix)]
 mod signal;
+#[cfg(unix)]
 mod stacks;
+#[cfg(unix)]
 mod state;
+#[cfg(unix)]
 mod sys;
+#[cfg(unix)]
 mod termination;
+#[cfg(unix)]
 mod unwind;
+#[cfg(unix)]
 mod watchdog;
 
+#[cfg(unix)]
 pub use error::Error;
+#[cfg(unix)]
 pub use fatal::{FatalConfig, FatalHandlers, FatalPolicy};
+#[cfg(unix)]
 pub use signal::Signal;
+#[cfg(unix)]
 pub use state::EndEnricher;
+#[cfg(unix)]
 pub use termination::{TermSignal, TerminationListener};
 
 /// Serialises the unit tests that change process-wide state (dispositions, alternate stacks).
