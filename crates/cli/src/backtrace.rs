@@ -57,42 +57,59 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
     if !opts.debug_dirs.is_empty() {
         symbolizer = symbolizer.with_debug_dirs(opts.debug_dirs.clone());
     }
+    let recorded = |frame: &Frame| {
+        frame.symbol.as_ref().map(|symbol| Location {
+            function: Some(symbol.clone()),
+            file: frame.file.clone(),
+            line: frame.line,
+            ..Location::default()
+        })
+    };
+    let wanted = |frame: &Frame| {
+        !opts.disabled && (frame.symbol.is_none() || opts.binary.is_some())
+    };
+    // Every frame to look up, in one call: the symbolizer names what DWARF leaves unnamed
+    // with one pass over each module's symbol table for all of them.
+    let refs: Vec<FrameRef<'_>> = report
+        .backtrace
+        .iter()
+        .enumerate()
+        .filter(|(_, frame)| wanted(frame))
+        .map(|(index, frame)| FrameRef {
+            module: frame.module.as_deref(),
+            offset: frame.offset.as_deref(),
+            build_id: frame.build_id.as_deref(),
+            return_address: index > 0,
+        })
+        .collect();
+    let mut looked_up = symbolizer.symbolize_all(&refs).into_iter();
     let frames = report
         .backtrace
         .iter()
         .enumerate()
         .map(|(index, frame)| {
-            let recorded = frame.symbol.as_ref().map(|symbol| Location {
-                function: Some(symbol.clone()),
-                file: frame.file.clone(),
-                line: frame.line,
-                ..Location::default()
-            });
-            if opts.disabled || (recorded.is_some() && opts.binary.is_none()) {
-                return ResolvedFrame {
+            let result = if wanted(frame) {
+                looked_up.next()
+            } else {
+                None
+            };
+            match result {
+                None => ResolvedFrame {
                     index,
                     frame: frame.clone(),
-                    locations: recorded.into_iter().collect(),
+                    locations: recorded(frame).into_iter().collect(),
                     error: None,
-                };
-            }
-            let r = FrameRef {
-                module: frame.module.as_deref(),
-                offset: frame.offset.as_deref(),
-                build_id: frame.build_id.as_deref(),
-                return_address: index > 0,
-            };
-            match symbolizer.symbolize(r) {
-                Ok(locations) => ResolvedFrame {
+                },
+                Some(Ok(locations)) => ResolvedFrame {
                     index,
                     frame: frame.clone(),
                     locations,
                     error: None,
                 },
-                Err(e) => ResolvedFrame {
+                Some(Err(e)) => ResolvedFrame {
                     index,
                     frame: frame.clone(),
-                    locations: recorded.into_iter().collect(),
+                    locations: recorded(frame).into_iter().collect(),
                     error: Some(crate::error::chain(&e)),
                 },
             }

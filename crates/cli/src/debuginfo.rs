@@ -23,27 +23,81 @@ use object::{Object, ObjectSymbol, ReadCache, SymbolKind};
 /// Where distributions install separate debug files.
 pub const DEFAULT_DEBUG_DIR: &str = "/usr/lib/debug";
 
-/// One function symbol: start, size, raw (mangled) name.
+/// The symbol chosen so far for one address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Sym {
+struct Best {
     address: u64,
     size: u64,
     name: String,
 }
 
-/// The function symbols of a module and its debug file, sorted by address.
-#[derive(Clone, Debug, Default)]
-pub struct SymbolTable {
-    symbols: Vec<Sym>,
+/// Whether a symbol at `address` with `size` and `name` names an address better than `best`:
+/// the innermost (smallest) covering range; among equal sizes the nearest start; among aliases
+/// (same start and size) a name without a leading underscore, then the shortest, then the
+/// first alphabetically, so that `clone3` wins over `__clone3` whatever the table's order.
+fn better(address: u64, size: u64, name: &str, best: &Best) -> bool {
+    (size, std::cmp::Reverse(address), name.starts_with('_'), name.len(), name)
+        < (
+            best.size,
+            std::cmp::Reverse(best.address),
+            best.name.starts_with('_'),
+            best.name.len(),
+            best.name.as_str(),
+        )
 }
 
-impl SymbolTable {
-    /// Reads the function symbols (`.symtab` and `.dynsym`) of each file that parses; files that
-    /// cannot be read add nothing.
-    pub fn read(files: &[&Path]) -> SymbolTable {
-        let mut symbols = Vec::new();
+/// Names a fixed set of addresses from function symbols, in one pass over the symbol tables.
+///
+/// The addresses are known before any table is read (every frame of a report), so nothing is
+/// collected, allocated or sorted per symbol: each symbol is offered, checked against the
+/// sorted addresses it could cover with a binary search, and a name is copied only when it
+/// becomes an address's best so far. A symbol covers only `[address, address + size)`;
+/// unsized symbols cover nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Covering {
+    probes: Vec<u64>,
+    best: Vec<Option<Best>>,
+}
+
+impl Covering {
+    /// Prepares to name `probes` (module-relative addresses, in any order, repeats allowed).
+    pub fn new(probes: impl IntoIterator<Item = u64>) -> Covering {
+        let mut probes: Vec<u64> = probes.into_iter().collect();
+        probes.sort_unstable();
+        probes.dedup();
+        let best = vec![None; probes.len()];
+        Covering { probes, best }
+    }
+
+    /// Offers one function symbol: `[address, address + size)` named `name` (raw, mangled).
+    pub fn offer(&mut self, address: u64, size: u64, name: &str) {
+        if size == 0 || name.is_empty() {
+            return;
+        }
+        let first = self.probes.partition_point(|&p| p < address);
+        for (probe, best) in self.probes[first..].iter().zip(&mut self.best[first..]) {
+            if probe - address >= size {
+                break;
+            }
+            if best.as_ref().is_none_or(|b| better(address, size, name, b)) {
+                *best = Some(Best {
+                    address,
+                    size,
+                    name: name.to_owned(),
+                });
+            }
+        }
+    }
+
+    /// Offers every function symbol (`.symtab` and `.dynsym`) of each file that parses; files
+    /// that cannot be read add nothing. The string table is read only for the names of symbols
+    /// that cover an address: a debug binary's holds megabytes of names nobody asked for.
+    pub fn read(&mut self, files: &[&Path]) {
         for path in files {
-            let Ok(file) = File::open(path) else { continue };
+            // The path may come from a report: never block on a FIFO or device named there.
+            let Ok(file) = crashguard_blackbox::open_regular_file(path) else {
+                continue;
+            };
             let cache = ReadCache::new(file);
             let Ok(obj) = object::File::parse(&cache) else {
                 continue;
@@ -52,75 +106,26 @@ impl SymbolTable {
                 if s.kind() != SymbolKind::Text || s.size() == 0 || s.is_undefined() {
                     continue;
                 }
-                let Ok(name) = s.name() else { continue };
-                if name.is_empty() {
+                // The cheap range check first: most symbols cover no probe, and their names
+                // need not be looked at at all.
+                let first = self.probes.partition_point(|&p| p < s.address());
+                if self
+                    .probes
+                    .get(first)
+                    .is_none_or(|&p| p - s.address() >= s.size())
+                {
                     continue;
                 }
-                symbols.push(Sym {
-                    address: s.address(),
-                    size: s.size(),
-                    name: name.to_owned(),
-                });
+                let Ok(name) = s.name() else { continue };
+                self.offer(s.address(), s.size(), name);
             }
         }
-        SymbolTable::from_entries(symbols)
     }
 
-    fn from_entries(mut symbols: Vec<Sym>) -> SymbolTable {
-        // For aliases (one address, several names) the first name in this order wins: global
-        // names before local ones is not knowable here, so the shortest, then the first
-        // alphabetically, which keeps `clone3` ahead of `__clone3`-style aliases stable.
-        symbols.sort_by(|a, b| {
-            (a.address, a.name.starts_with('_'), a.name.len(), &a.name).cmp(&(
-                b.address,
-                b.name.starts_with('_'),
-                b.name.len(),
-                &b.name,
-            ))
-        });
-        symbols.dedup_by(|later, first| later.address == first.address && later.size == first.size);
-        SymbolTable { symbols }
-    }
-
-    /// Builds a table from `(address, size, name)` entries (for tests and other tools).
-    pub fn from_symbols<'a>(entries: impl IntoIterator<Item = (u64, u64, &'a str)>) -> SymbolTable {
-        SymbolTable::from_entries(
-            entries
-                .into_iter()
-                .filter(|&(_, size, name)| size > 0 && !name.is_empty())
-                .map(|(address, size, name)| Sym {
-                    address,
-                    size,
-                    name: name.to_owned(),
-                })
-                .collect(),
-        )
-    }
-
-    /// The raw name of the function symbol whose range contains `address`; the innermost
-    /// (smallest) one when ranges nest. `None` when no symbol covers it.
-    pub fn lookup(&self, address: u64) -> Option<&str> {
-        // Symbols starting at or below the address, nearest first; a covering symbol is among
-        // the few nearest, since functions do not nest deeply.
-        let end = self.symbols.partition_point(|s| s.address <= address);
-        self.symbols
-            .get(..end)?
-            .iter()
-            .rev()
-            .take(64)
-            .filter(|s| address - s.address < s.size)
-            .min_by_key(|s| s.size)
-            .map(|s| s.name.as_str())
-    }
-
-    /// How many symbols the table holds.
-    pub fn len(&self) -> usize {
-        self.symbols.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
+    /// The raw name of the function symbol covering `probe`, when one was offered.
+    pub fn lookup(&self, probe: u64) -> Option<&str> {
+        let i = self.probes.binary_search(&probe).ok()?;
+        self.best[i].as_ref().map(|b| b.name.as_str())
     }
 }
 
@@ -215,16 +220,33 @@ pub fn find_debug_file(
 mod tests {
     use super::*;
 
+    fn covering(
+        probes: &[u64],
+        symbols: &[(u64, u64, &str)],
+    ) -> Covering {
+        let mut c = Covering::new(probes.iter().copied());
+        for &(address, size, name) in symbols {
+            c.offer(address, size, name);
+        }
+        c
+    }
+
     #[test]
     fn a_symbol_covers_only_its_own_range() {
-        let t = SymbolTable::from_symbols([
-            (0x1000, 0x40, "exported_a"),
-            // A gap: a static function of a stripped library lives at 0x1040..0x1100.
-            (0x1100, 0x10, "exported_b"),
-            (0x1200, 0x100, "outer"),
-            (0x1220, 0x20, "inner_label"),
-            (0x1300, 0, "unsized"),
-        ]);
+        let probes = [
+            0x1000, 0x103f, 0x1040, 0x10ff, 0x1105, 0x1230, 0x1250, 0x1300, 0x10,
+        ];
+        let t = covering(
+            &probes,
+            &[
+                (0x1000, 0x40, "exported_a"),
+                // A gap: a static function of a stripped library lives at 0x1040..0x1100.
+                (0x1100, 0x10, "exported_b"),
+                (0x1200, 0x100, "outer"),
+                (0x1220, 0x20, "inner_label"),
+                (0x1300, 0, "unsized"),
+            ],
+        );
         assert_eq!(t.lookup(0x1000), Some("exported_a"));
         assert_eq!(t.lookup(0x103f), Some("exported_a"));
         assert_eq!(t.lookup(0x1040), None, "the nearest symbol below is not it");
@@ -234,14 +256,28 @@ mod tests {
         assert_eq!(t.lookup(0x1250), Some("outer"));
         assert_eq!(t.lookup(0x1300), None, "unsized symbols are dropped");
         assert_eq!(t.lookup(0x10), None);
-        assert_eq!(t.len(), 4);
+        assert_eq!(t.lookup(0x1001), None, "only the addresses asked for are named");
     }
 
     #[test]
-    fn aliases_pick_one_name_stably() {
-        let a = SymbolTable::from_symbols([(0x10, 8, "__clone3"), (0x10, 8, "clone3")]);
-        let b = SymbolTable::from_symbols([(0x10, 8, "clone3"), (0x10, 8, "__clone3")]);
-        assert_eq!(a.lookup(0x12), Some("clone3"));
-        assert_eq!(b.lookup(0x12), Some("clone3"));
+    fn the_order_symbols_come_in_does_not_matter() {
+        let symbols = [
+            (0x1200, 0x100, "outer"),
+            (0x1220, 0x20, "inner_label"),
+            (0x1210, 0x20, "same_size_farther"),
+            (0x10, 8, "__clone3"),
+            (0x10, 8, "clone3"),
+        ];
+        let probes = [0x1225, 0x12, 0x1280];
+        let forward = covering(&probes, &symbols);
+        let mut reversed = symbols;
+        reversed.reverse();
+        let backward = covering(&probes, &reversed);
+        for p in probes {
+            assert_eq!(forward.lookup(p), backward.lookup(p), "{p:#x}");
+        }
+        assert_eq!(forward.lookup(0x12), Some("clone3"), "alias without underscore");
+        assert_eq!(forward.lookup(0x1225), Some("inner_label"), "nearest of equal size");
+        assert_eq!(forward.lookup(0x1280), Some("outer"));
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use addr2line::Loader;
 use object::{Object, ReadCache};
 
-use crate::debuginfo::{self, SymbolTable};
+use crate::debuginfo::{self, Covering};
 use serde::Serialize;
 
 /// One resolved source location; an address inside inlined code yields several, innermost first.
@@ -142,14 +142,13 @@ pub struct FrameRef<'a> {
     pub return_address: bool,
 }
 
-/// A module ready for lookups: its DWARF (from the debug file when found) and its symbols.
+/// A module ready for lookups: its DWARF (from the debug file when found) and the files whose
+/// symbol tables name functions DWARF does not know. The symbol tables are scanned only for
+/// the addresses DWARF left unnamed, all of a backtrace's at once ([`Covering`]): a binary with
+/// full debug information never needs them.
 struct Module {
     dwarf: Loader,
-    /// The files whose symbol tables name functions DWARF does not know.
     symbol_files: Vec<PathBuf>,
-    /// Read on the first lookup DWARF cannot answer: a binary with full debug information
-    /// never needs it, and reading a large symbol table is most of a cold `show`.
-    symbols: std::cell::OnceCell<SymbolTable>,
 }
 
 /// The outcome of loading one module, cached per (path, recorded build id).
@@ -218,6 +217,58 @@ impl Symbolizer {
 
     /// Resolves one frame to its source locations, innermost inlined function first.
     pub fn symbolize(&mut self, frame: FrameRef<'_>) -> Result<Vec<Location>, SymbolizeError> {
+        self.symbolize_all(&[frame])
+            .pop()
+            .unwrap_or(Err(SymbolizeError::NoModule))
+    }
+
+    /// Resolves a whole backtrace, one result per frame in order. DWARF answers first, frame by
+    /// frame; the frames it leaves unnamed are then named from their module's symbol tables in
+    /// one pass per module, for all of them together.
+    pub fn symbolize_all(
+        &mut self,
+        frames: &[FrameRef<'_>],
+    ) -> Vec<Result<Vec<Location>, SymbolizeError>> {
+        let mut out = Vec::with_capacity(frames.len());
+        // (frame index, module, probe) of every frame DWARF did not name.
+        let mut unnamed: Vec<(usize, Rc<Module>, u64)> = Vec::new();
+        for (index, frame) in frames.iter().enumerate() {
+            match self.from_dwarf(*frame) {
+                Ok((module, probe, locations)) => {
+                    if locations.iter().all(|l| l.function.is_none()) {
+                        unnamed.push((index, module, probe));
+                    }
+                    out.push(Ok(locations));
+                }
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        while let Some((_, module, _)) = unnamed.first() {
+            let module = module.clone();
+            let (these, rest): (Vec<_>, Vec<_>) = unnamed
+                .into_iter()
+                .partition(|(_, m, _)| Rc::ptr_eq(m, &module));
+            unnamed = rest;
+            let mut covering = Covering::new(these.iter().map(|&(_, _, probe)| probe));
+            let files: Vec<&Path> = module.symbol_files.iter().map(PathBuf::as_path).collect();
+            covering.read(&files);
+            for (index, _, probe) in these {
+                if let (Some(name), Some(Ok(locations))) =
+                    (covering.lookup(probe), out.get_mut(index))
+                {
+                    name_outermost(locations, name);
+                }
+            }
+        }
+        out
+    }
+
+    /// The module of a frame (loaded once per path and recorded build id), the address to look
+    /// up in it, and what its DWARF says there.
+    fn from_dwarf(
+        &mut self,
+        frame: FrameRef<'_>,
+    ) -> Result<(Rc<Module>, u64, Vec<Location>), SymbolizeError> {
         let (Some(module), Some(offset)) = (frame.module, frame.offset) else {
             return Err(SymbolizeError::NoModule);
         };
@@ -225,7 +276,7 @@ impl Symbolizer {
             parse_hex(offset).ok_or_else(|| SymbolizeError::BadOffset(offset.to_owned()))?;
         let path = self.file_for(module);
         let key = (path.clone(), frame.build_id.map(str::to_owned));
-        let loader = match self.cache.get(&key) {
+        let loaded = match self.cache.get(&key) {
             Some(cached) => cached.clone()?,
             None => {
                 let loaded = load(&path, frame.build_id, &self.debug_dirs);
@@ -238,7 +289,8 @@ impl Symbolizer {
         } else {
             offset
         };
-        resolve(&loader, &path, probe)
+        let locations = resolve(&loaded, &path, probe)?;
+        Ok((loaded, probe, locations))
     }
 
     /// The modules used without a recorded build id, so without proof that they are the build
@@ -334,10 +386,23 @@ fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
     Ok(Rc::new(Module {
         dwarf,
         symbol_files,
-        symbols: std::cell::OnceCell::new(),
     }))
 }
 
+/// Names the outermost location (or the only one) from a symbol: without debug information (a
+/// stripped or release binary) the symbol table still names the function.
+fn name_outermost(locations: &mut Vec<Location>, raw: &str) {
+    let function = addr2line::demangle_auto(raw.into(), None).into_owned();
+    match locations.last_mut() {
+        Some(last) => last.function = Some(function),
+        None => locations.push(Location {
+            function: Some(function),
+            ..Location::default()
+        }),
+    }
+}
+
+/// What a module's DWARF says about `probe`, innermost inlined function first.
 fn resolve(module: &Module, path: &Path, probe: u64) -> Result<Vec<Location>, SymbolizeError> {
     let loader = &module.dwarf;
     let dwarf = |e: &dyn fmt::Display| SymbolizeError::Dwarf {
@@ -366,26 +431,6 @@ fn resolve(module: &Module, path: &Path, probe: u64) -> Result<Vec<Location>, Sy
     }
     if let Some(last) = out.last_mut() {
         last.inlined = false;
-    }
-    // Without debug information (a stripped or release binary) the symbol table still names
-    // the function.
-    if out.iter().all(|l| l.function.is_none())
-        && let Some(name) = module
-            .symbols
-            .get_or_init(|| {
-                let files: Vec<&Path> = module.symbol_files.iter().map(PathBuf::as_path).collect();
-                SymbolTable::read(&files)
-            })
-            .lookup(probe)
-    {
-        let function = addr2line::demangle_auto(name.into(), None).into_owned();
-        match out.last_mut() {
-            Some(last) => last.function = Some(function),
-            None => out.push(Location {
-                function: Some(function),
-                ..Location::default()
-            }),
-        }
     }
     Ok(out)
 }
