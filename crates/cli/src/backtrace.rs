@@ -65,9 +65,8 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
             ..Location::default()
         })
     };
-    let wanted = |frame: &Frame| {
-        !opts.disabled && (frame.symbol.is_none() || opts.binary.is_some())
-    };
+    let wanted =
+        |frame: &Frame| !opts.disabled && (frame.symbol.is_none() || opts.binary.is_some());
     // Every frame to look up, in one call: the symbolizer names what DWARF leaves unnamed
     // with one pass over each module's symbol table for all of them.
     let refs: Vec<FrameRef<'_>> = report

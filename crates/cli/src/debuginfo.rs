@@ -36,14 +36,19 @@ struct Best {
 /// (same start and size) a name without a leading underscore, then the shortest, then the
 /// first alphabetically, so that `clone3` wins over `__clone3` whatever the table's order.
 fn better(address: u64, size: u64, name: &str, best: &Best) -> bool {
-    (size, std::cmp::Reverse(address), name.starts_with('_'), name.len(), name)
-        < (
-            best.size,
-            std::cmp::Reverse(best.address),
-            best.name.starts_with('_'),
-            best.name.len(),
-            best.name.as_str(),
-        )
+    (
+        size,
+        std::cmp::Reverse(address),
+        name.starts_with('_'),
+        name.len(),
+        name,
+    ) < (
+        best.size,
+        std::cmp::Reverse(best.address),
+        best.name.starts_with('_'),
+        best.name.len(),
+        best.name.as_str(),
+    )
 }
 
 /// Names a fixed set of addresses from function symbols, in one pass over the symbol tables.
@@ -220,10 +225,7 @@ pub fn find_debug_file(
 mod tests {
     use super::*;
 
-    fn covering(
-        probes: &[u64],
-        symbols: &[(u64, u64, &str)],
-    ) -> Covering {
+    fn covering(probes: &[u64], symbols: &[(u64, u64, &str)]) -> Covering {
         let mut c = Covering::new(probes.iter().copied());
         for &(address, size, name) in symbols {
             c.offer(address, size, name);
@@ -256,7 +258,11 @@ mod tests {
         assert_eq!(t.lookup(0x1250), Some("outer"));
         assert_eq!(t.lookup(0x1300), None, "unsized symbols are dropped");
         assert_eq!(t.lookup(0x10), None);
-        assert_eq!(t.lookup(0x1001), None, "only the addresses asked for are named");
+        assert_eq!(
+            t.lookup(0x1001),
+            None,
+            "only the addresses asked for are named"
+        );
     }
 
     #[test]
@@ -276,8 +282,16 @@ mod tests {
         for p in probes {
             assert_eq!(forward.lookup(p), backward.lookup(p), "{p:#x}");
         }
-        assert_eq!(forward.lookup(0x12), Some("clone3"), "alias without underscore");
-        assert_eq!(forward.lookup(0x1225), Some("inner_label"), "nearest of equal size");
+        assert_eq!(
+            forward.lookup(0x12),
+            Some("clone3"),
+            "alias without underscore"
+        );
+        assert_eq!(
+            forward.lookup(0x1225),
+            Some("inner_label"),
+            "nearest of equal size"
+        );
         assert_eq!(forward.lookup(0x1280), Some("outer"));
     }
 }
