@@ -233,7 +233,7 @@ impl Symbolizer {
         // (frame index, module, probe) of every frame DWARF did not name.
         let mut unnamed: Vec<(usize, Rc<Module>, u64)> = Vec::new();
         for (index, frame) in frames.iter().enumerate() {
-            match self.from_dwarf(*frame) {
+            match self.lookup_dwarf(*frame) {
                 Ok((module, probe, locations)) => {
                     if locations.iter().all(|l| l.function.is_none()) {
                         unnamed.push((index, module, probe));
@@ -265,7 +265,7 @@ impl Symbolizer {
 
     /// The module of a frame (loaded once per path and recorded build id), the address to look
     /// up in it, and what its DWARF says there.
-    fn from_dwarf(
+    fn lookup_dwarf(
         &mut self,
         frame: FrameRef<'_>,
     ) -> Result<(Rc<Module>, u64, Vec<Location>), SymbolizeError> {
