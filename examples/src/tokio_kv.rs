@@ -8,7 +8,9 @@
 //! log.
 //!
 //! On SIGTERM (or SIGINT, SIGHUP) crashguard tells the application through
-//! [`crashguard::ShutdownSignal::wait_async`], and the application drains in async code:
+//! [`crashguard::ShutdownSignal::wait_tokio`] (the accept loop) and
+//! [`crashguard::ShutdownSignal::wait_async`] (each connection), and the application drains in
+//! async code:
 //!
 //! 1. the accept loop stops; every connection finishes the request it is serving, then closes;
 //! 2. once the last connection is gone the writer has every write, syncs them and stops;
@@ -205,7 +207,11 @@ async fn run(opts: Options, guard: &crashguard::Guard) -> Result<(), String> {
     println!("LISTENING {addr}");
     crashguard::breadcrumb("serving");
 
-    let mut stop = std::pin::pin!(shutdown.wait_async());
+    // `wait_tokio` (feature `tokio`): the runtime's reactor watches crashguard's signal pipe,
+    // so SIGTERM wakes this task straight from the signal handler. The connections below use
+    // `wait_async`, which the request's publication wakes: one registration with the reactor
+    // is enough, not one per connection.
+    let mut stop = std::pin::pin!(shutdown.wait_tokio());
     let mut connections = 0u64;
     let request = loop {
         tokio::select! {

@@ -13,11 +13,16 @@
 //! `docker stop` does, so the figures are dominated by kernel delivery and wake-up rather than by
 //! any mechanism's own code (see `docs/performance/shutdown.md`).
 //!
-//! Two more mechanisms compare async code on one runtime: crashguard's `wait_async()` awaited
-//! on a current-thread tokio runtime, and `tokio::signal::unix` on the same kind of runtime.
+//! More mechanisms compare async code on one runtime: crashguard's `wait_async()` awaited
+//! on a current-thread tokio runtime, `wait_tokio()` (with `--features tokio`: the runtime's
+//! reactor watches crashguard's signal pipe), and `tokio::signal::unix` on the same kind of
+//! runtime.
 //!
-//! Run with `cargo bench -p crashguard --bench notify` (`CG_NOTIFY_ROUNDS=N` to change the 200
-//! rounds). It prints medians, p90s and the ratio to the fastest peer.
+//! Run with `cargo bench -p crashguard --features tokio --bench notify` (`CG_NOTIFY_ROUNDS=N` to
+//! change the 200 rounds). It prints p10s, medians, p90s, the ratios of medians, and the median
+//! number of context switches the child's threads made between `kill` and the notification
+//! (read from `/proc/<pid>/task/*/status` just before `kill` and by the child right after its
+//! clock reading): a deterministic count of the wake-ups on the path.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -42,15 +47,20 @@ enum Mechanism {
     CrashguardAsync,
     /// `tokio::signal::unix::signal(SignalKind::terminate())` on the same kind of runtime.
     TokioSignal,
+    /// crashguard installed; the same runtime awaits `ShutdownSignal::wait_tokio()`.
+    #[cfg(feature = "tokio")]
+    CrashguardTokio,
 }
 
-const ALL: [Mechanism; 6] = [
+const ALL: &[Mechanism] = &[
     Mechanism::Crashguard,
     Mechanism::SignalHookForwarded,
     Mechanism::SignalHookDirect,
     Mechanism::Ctrlc,
     Mechanism::CrashguardAsync,
     Mechanism::TokioSignal,
+    #[cfg(feature = "tokio")]
+    Mechanism::CrashguardTokio,
 ];
 
 impl Mechanism {
@@ -62,6 +72,8 @@ impl Mechanism {
             Mechanism::Ctrlc => "ctrlc",
             Mechanism::CrashguardAsync => "crashguard_wait_async",
             Mechanism::TokioSignal => "tokio_signal_unix",
+            #[cfg(feature = "tokio")]
+            Mechanism::CrashguardTokio => "crashguard_wait_tokio",
         }
     }
 
@@ -73,7 +85,7 @@ impl Mechanism {
     }
 
     fn from_name(name: &str) -> Option<Mechanism> {
-        ALL.into_iter().find(|m| m.name() == name)
+        ALL.iter().copied().find(|m| m.name() == name)
     }
 }
 
@@ -94,7 +106,9 @@ fn child(m: Mechanism) {
         let _ = std::io::stdout().flush();
     };
     let notified = |at: u64| {
-        println!("T {at}");
+        // Read after the clock, so the reading costs the sample nothing.
+        let switches = context_switches("/proc/self/task");
+        println!("T {at} {switches}");
         let _ = std::io::stdout().flush();
     };
     let runtime = || {
@@ -114,6 +128,29 @@ fn child(m: Mechanism) {
                 .expect("install");
             let rt = runtime();
             let wait = guard.shutdown_signal().wait_async();
+            ready();
+            rt.block_on(wait);
+            notified(monotonic_ns());
+            let _ = std::fs::remove_dir_all(&dir);
+            guard.exit(crashguard::ExitCode::Ok)
+        }
+        #[cfg(feature = "tokio")]
+        Mechanism::CrashguardTokio => {
+            let dir = std::env::temp_dir().join(format!("cg-notify-bench-{}", std::process::id()));
+            let guard = crashguard::Config::new("notify-bench")
+                .report_dir(&dir)
+                .symbolize_previous_run(false)
+                .previous_run_to_stderr(false)
+                .install()
+                .expect("install");
+            let rt = runtime();
+            let shutdown = guard.shutdown_signal();
+            // The first poll registers the pipe with the reactor, as `tokio::signal::unix::signal`
+            // registers its own before the peer says READY.
+            let mut wait = std::pin::pin!(shutdown.wait_tokio());
+            rt.block_on(async {
+                let _ = futures_poll_once(wait.as_mut()).await;
+            });
             ready();
             rt.block_on(wait);
             notified(monotonic_ns());
@@ -188,6 +225,35 @@ fn child(m: Mechanism) {
     }
 }
 
+/// Polls `fut` once and returns whether it was ready.
+#[cfg(feature = "tokio")]
+async fn futures_poll_once<F: std::future::Future + Unpin>(mut fut: F) -> bool {
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::pin::Pin::new(&mut fut).poll(cx).is_ready())
+    })
+    .await
+}
+
+/// Context switches of every thread of a process so far (`voluntary_ctxt_switches` plus
+/// `nonvoluntary_ctxt_switches` of each task under `task_dir`): a count of the wake-ups on the
+/// way from `kill` to the notification that no load can make faster or slower.
+fn context_switches(task_dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(task_dir) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// Waits (at most a second) until every thread of `pid` sleeps, so that each sample measures
 /// waking an idle process — what a `docker stop` meets — rather than catching a thread that
 /// happens to be still on a CPU after saying READY.
@@ -214,8 +280,9 @@ fn wait_until_idle(pid: u32) {
     }
 }
 
-/// One sample: spawn a child for `m`, signal it once READY, return kill -> notified in ns.
-fn sample(m: Mechanism) -> u64 {
+/// One sample: spawn a child for `m`, signal it once READY; kill -> notified in ns, and the
+/// context switches of the child's threads in between.
+fn sample(m: Mechanism) -> (u64, u64) {
     let exe = std::env::current_exe().expect("own path");
     let mut c = Command::new(exe)
         .env(CHILD_ENV, m.name())
@@ -227,17 +294,21 @@ fn sample(m: Mechanism) -> u64 {
     let ready = lines.next().and_then(Result::ok);
     assert_eq!(ready.as_deref(), Some("READY"), "{} child", m.name());
     wait_until_idle(c.id());
+    let before = context_switches(&format!("/proc/{}/task", c.id()));
     let sent = monotonic_ns();
     // SAFETY: kill has no memory-safety preconditions; the child is not reaped yet.
     unsafe { libc::kill(c.id() as i32, m.signal()) };
     let line = lines.next().and_then(Result::ok).unwrap_or_default();
-    let at: u64 = line
+    let mut fields = line
         .strip_prefix("T ")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("{} child said {line:?}", m.name()));
+        .unwrap_or_else(|| panic!("{} child said {line:?}", m.name()))
+        .split(' ')
+        .map(|f| f.parse::<u64>().unwrap_or(0));
+    let at = fields.next().unwrap_or(0);
+    let after = fields.next().unwrap_or(0);
     let status = c.wait().expect("wait");
     assert!(status.success(), "{} child ended with {status}", m.name());
-    at.saturating_sub(sent)
+    (at.saturating_sub(sent), after.saturating_sub(before))
 }
 
 fn main() {
@@ -260,19 +331,22 @@ fn main() {
             .unwrap_or(200)
     };
     // One unmeasured round first: page cache, dynamic loader, first-fork costs.
-    for m in ALL {
-        sample(m);
+    for &m in ALL {
+        let _ = sample(m);
     }
     let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(rounds); ALL.len()];
+    let mut switches: Vec<Vec<u64>> = vec![Vec::with_capacity(rounds); ALL.len()];
     for _ in 0..rounds {
-        for (i, m) in ALL.into_iter().enumerate() {
-            samples[i].push(sample(m));
+        for (i, &m) in ALL.iter().enumerate() {
+            let (ns, cs) = sample(m);
+            samples[i].push(ns);
+            switches[i].push(cs);
         }
     }
     println!("kill -> notified, one fresh process per sample, {rounds} interleaved rounds (µs):");
     println!(
-        "  {:<30} {:>9} {:>9} {:>9}",
-        "mechanism", "p10", "median", "p90"
+        "  {:<30} {:>9} {:>9} {:>9} {:>9}",
+        "mechanism", "p10", "median", "p90", "switches"
     );
     let mut medians = Vec::new();
     for (i, v) in samples.iter_mut().enumerate() {
@@ -281,36 +355,44 @@ fn main() {
         let p90 = v[(v.len() * 9 / 10).min(v.len() - 1)];
         let p10 = v[v.len() / 10];
         medians.push(median);
+        let cs = &mut switches[i];
+        cs.sort_unstable();
         println!(
-            "  {:<30} {:>9.1} {:>9.1} {:>9.1}",
+            "  {:<30} {:>9.1} {:>9.1} {:>9.1} {:>9}",
             ALL[i].name(),
             p10 as f64 / 1e3,
             median as f64 / 1e3,
-            p90 as f64 / 1e3
+            p90 as f64 / 1e3,
+            cs[cs.len() / 2]
         );
     }
-    let ours = medians[0] as f64;
-    let peers = &medians[1..4];
-    let fastest_peer = peers.iter().copied().min().unwrap_or(1).max(1) as f64;
-    let fastest_app_peer = [medians[1], medians[3]]
-        .into_iter()
-        .min()
-        .unwrap_or(1)
-        .max(1) as f64;
-    println!(
-        "  ratio crashguard / fastest peer:                        {:.2}",
-        ours / fastest_peer
+    let median = |m: Mechanism| {
+        ALL.iter()
+            .position(|&x| x.name() == m.name())
+            .map_or(1.0, |i| medians[i].max(1) as f64)
+    };
+    let ratio = |what: &str, a: Mechanism, b: Mechanism| {
+        println!("  ratio {what:<52} {:.2}", median(a) / median(b));
+    };
+    ratio(
+        "crashguard wait() / ctrlc:",
+        Mechanism::Crashguard,
+        Mechanism::Ctrlc,
     );
-    println!(
-        "  ratio crashguard / fastest channel peer (iterator, ctrlc): {:.2}",
-        ours / fastest_app_peer
+    ratio(
+        "crashguard wait() / signal_hook_iterator:",
+        Mechanism::Crashguard,
+        Mechanism::SignalHookForwarded,
     );
-    println!(
-        "  ratio crashguard / ctrlc:                               {:.2}",
-        ours / medians[3].max(1) as f64
+    ratio(
+        "crashguard wait_async / tokio::signal::unix:",
+        Mechanism::CrashguardAsync,
+        Mechanism::TokioSignal,
     );
-    println!(
-        "  ratio crashguard wait_async / tokio::signal::unix:      {:.2}",
-        medians[4] as f64 / medians[5].max(1) as f64
+    #[cfg(feature = "tokio")]
+    ratio(
+        "crashguard wait_tokio / tokio::signal::unix:",
+        Mechanism::CrashguardTokio,
+        Mechanism::TokioSignal,
     );
 }

@@ -30,3 +30,23 @@ pub(crate) fn on_overlay(path: &Path) -> bool {
 pub(crate) fn on_overlay(_path: &Path) -> bool {
     false
 }
+
+/// Makes the calling thread `SCHED_BATCH` (`batch`) or `SCHED_OTHER` again: a batch thread
+/// woken by another never preempts it (the kernel skips wake-up preemption for it) but keeps
+/// its full share of the CPU. Best effort: a refusal leaves the policy as it was.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_batch(batch: bool) {
+    let policy = if batch {
+        libc::SCHED_BATCH
+    } else {
+        libc::SCHED_OTHER
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param for the duration of the call; pid 0 is the
+    // calling thread on Linux.
+    let _ = unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
+/// Other Unixes have no `SCHED_BATCH`; the policy stays.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn set_batch(_batch: bool) {}

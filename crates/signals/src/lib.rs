@@ -126,6 +126,8 @@ mod state;
 #[cfg(unix)]
 mod sys;
 #[cfg(unix)]
+mod term_source;
+#[cfg(unix)]
 mod termination;
 #[cfg(unix)]
 mod unwind;
@@ -140,6 +142,8 @@ pub use fatal::{FatalConfig, FatalHandlers, FatalPolicy};
 pub use signal::Signal;
 #[cfg(unix)]
 pub use state::EndEnricher;
+#[cfg(unix)]
+pub use term_source::TermSource;
 #[cfg(unix)]
 pub use termination::{TermSignal, TerminationListener};
 

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, TrySendError};
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::{Handle, SignalsInfo};
 
+use crate::term_source::TermSource;
 use crate::{Error, Signal, sys};
 
 /// Messages buffered for a consumer that does not keep up; later ones are dropped (the first
@@ -42,6 +43,34 @@ impl fmt::Display for TermSignal {
             _ => Ok(()),
         }
     }
+}
+
+impl TermSignal {
+    /// The message for what signal-hook's handler recorded; `None` for a number that is not a
+    /// signal.
+    pub(crate) fn from_origin(origin: &signal_hook::low_level::siginfo::Origin) -> Option<Self> {
+        let signal = Signal::try_from(origin.signal).ok()?;
+        let sender = origin.process;
+        Some(TermSignal {
+            signal,
+            sender_pid: sender.map(|p| p.pid as u32),
+            sender_uid: sender.map(|p| p.uid),
+        })
+    }
+}
+
+/// The dispositions in place for `signals` (each once), to restore on stop.
+fn previous_actions(signals: &[Signal]) -> Result<Vec<(Signal, libc::sigaction)>, Error> {
+    let mut previous = Vec::with_capacity(signals.len());
+    for &signal in signals {
+        if previous.iter().any(|(s, _)| *s == signal) {
+            continue;
+        }
+        let action = sys::query_action(signal.number())
+            .map_err(|source| Error::Sigaction { signal, source })?;
+        previous.push((signal, action));
+    }
+    Ok(previous)
 }
 
 /// Whether a listener exists in this process.
@@ -113,18 +142,56 @@ impl TerminationListener {
         Self::start_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
     }
 
+    /// Like [`TerminationListener::start`], but without the `crashguard-sig` thread: signal-hook's
+    /// handler records each signal and its sender and wakes a self-pipe, and whoever polls the
+    /// returned [`TermSource`]'s descriptor reads them with [`TermSource::drain`]. A thread
+    /// blocked on that descriptor (or a runtime's reactor watching it) is woken by the signal
+    /// handler itself, with no thread in between.
+    ///
+    /// # Errors
+    ///
+    /// As for [`TerminationListener::start`].
+    pub fn start_polled(
+        signals: &[Signal],
+    ) -> Result<(TerminationListener, std::sync::Arc<TermSource>), Error> {
+        if signals.is_empty() {
+            return Err(Error::InvalidConfig(
+                "the termination listener needs at least one signal",
+            ));
+        }
+        for &s in signals {
+            if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
+                return Err(Error::UnsupportedSignal(s));
+            }
+        }
+        if LISTENING
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(Error::AlreadyInstalled("a termination listener is"));
+        }
+        Self::start_polled_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
+    }
+
+    fn start_polled_inner(
+        signals: &[Signal],
+    ) -> Result<(TerminationListener, std::sync::Arc<TermSource>), Error> {
+        let previous = previous_actions(signals)?;
+        let numbers: Vec<i32> = previous.iter().map(|(s, _)| s.number()).collect();
+        let source = TermSource::register(&numbers).map_err(Error::Listener)?;
+        rearm_registry(&previous);
+        let listener = TerminationListener {
+            handle: source.handle(),
+            thread: None,
+            previous,
+        };
+        Ok((listener, std::sync::Arc::new(source)))
+    }
+
     fn start_inner(
         signals: &[Signal],
     ) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
-        let mut previous = Vec::with_capacity(signals.len());
-        for &signal in signals {
-            if previous.iter().any(|(s, _)| *s == signal) {
-                continue;
-            }
-            let action = sys::query_action(signal.number())
-                .map_err(|source| Error::Sigaction { signal, source })?;
-            previous.push((signal, action));
-        }
+        let previous = previous_actions(signals)?;
         let numbers: Vec<i32> = previous.iter().map(|(s, _)| s.number()).collect();
         let mut delivery = SignalsInfo::<WithOrigin>::new(&numbers).map_err(Error::Listener)?;
         rearm_registry(&previous);
@@ -134,14 +201,8 @@ impl TerminationListener {
             .name("crashguard-sig".into())
             .spawn(move || {
                 for origin in delivery.forever() {
-                    let Ok(signal) = Signal::try_from(origin.signal) else {
+                    let Some(msg) = TermSignal::from_origin(&origin) else {
                         continue;
-                    };
-                    let sender = origin.process;
-                    let msg = TermSignal {
-                        signal,
-                        sender_pid: sender.map(|p| p.pid as u32),
-                        sender_uid: sender.map(|p| p.uid),
                     };
                     match tx.try_send(msg) {
                         Ok(()) | Err(TrySendError::Full(_)) => {}

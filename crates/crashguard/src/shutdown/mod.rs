@@ -35,6 +35,7 @@
 //!   was pending. `docs/operations.md` has the whole table.
 
 mod hooks;
+mod listen;
 mod run;
 mod signal;
 mod wait_async;
@@ -44,7 +45,7 @@ use std::thread::JoinHandle;
 
 use crashguard_blackbox::{BlackBox, ExitCode};
 use crashguard_signals::{Signal, TermSignal, TerminationListener};
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use crate::termlog::TermLog;
 use crate::{Config, Error};
@@ -62,12 +63,9 @@ enum Command {
     Request(ShutdownReason),
     /// Start a graceful shutdown for a panic on the thread `PanicSite` names.
     Panic(ShutdownReason, PanicSite),
-    /// A termination signal an application thread read after the request was already
-    /// published: during a shutdown, it may force the exit.
+    /// A termination signal read after the request was already published: during a
+    /// shutdown, it may force the exit.
     Signal(TermSignal),
-    /// The number of application threads that receive signals directly changed to or from
-    /// zero: listen to the signal channel again, or stop listening.
-    Rearm,
     /// Run the hooks and exit with this code.
     Exit(ExitCode),
     /// Run the hooks, record the end with this code, and reply with the exit status to use
@@ -124,9 +122,8 @@ pub(crate) struct Coordinator {
     hooks: Arc<hooks::Registry>,
     thread: Option<JoinHandle<()>>,
     listener: Option<TerminationListener>,
-    /// A second receiver of the listener's channel, to find signals that arrive while the
-    /// guard is being dropped (see [`Coordinator::stop`]).
-    term_rx: Receiver<TermSignal>,
+    /// crashguard's own reader of the signals (see `listen.rs`).
+    signal_thread: Option<listen::SignalThread>,
 }
 
 impl Coordinator {
@@ -136,14 +133,14 @@ impl Coordinator {
         termlog: Option<TermLog>,
         notify: Option<Arc<crate::systemd::Notifier>>,
     ) -> Result<Self, Error> {
-        let (listener, term_rx) =
-            TerminationListener::start(&config.termination_signals).map_err(Error::Signals)?;
+        let (listener, source) = TerminationListener::start_polled(&config.termination_signals)
+            .map_err(Error::Signals)?;
         let (tx, cmd_rx) = crossbeam_channel::unbounded();
         let broadcast = Arc::new(Broadcast::default());
-        let _ = broadcast.direct.set(signal::Direct {
-            term: term_rx.clone(),
-            commands: tx.clone(),
-        });
+        let io = |what| move |source| Error::Io { what, source };
+        let listen =
+            listen::Listen::new(source, tx.clone()).map_err(io("make the shutdown latch"))?;
+        let _ = broadcast.signals.set(listen);
         let hooks = Arc::new(hooks::Registry::default());
         let run = run::Run {
             bb,
@@ -154,23 +151,24 @@ impl Coordinator {
             panic_site: None,
             notify,
         };
-        let for_thread = term_rx.clone();
         let thread = std::thread::Builder::new()
             // Fits the 15 bytes Linux keeps of a thread name, so reports and `top` show all of it.
             .name("crashguard-stop".into())
-            .spawn(move || run.main(for_thread, cmd_rx))
-            .map_err(|source| Error::Io {
-                what: "start the shutdown thread",
-                source,
-            })?;
-        Ok(Coordinator {
+            .spawn(move || run.main(cmd_rx))
+            .map_err(io("start the shutdown thread"))?;
+        let mut coordinator = Coordinator {
             tx,
             broadcast,
             hooks,
             thread: Some(thread),
             listener: Some(listener),
-            term_rx,
-        })
+            signal_thread: None,
+        };
+        coordinator.signal_thread = Some(
+            listen::SignalThread::start(Arc::clone(&coordinator.broadcast))
+                .map_err(io("start the signal thread"))?,
+        );
+        Ok(coordinator)
     }
 
     pub(crate) fn handle(&self) -> ShutdownHandle {
@@ -248,9 +246,17 @@ impl Coordinator {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        // Stopping the listener joins its thread, so nothing is forwarded after this.
+        // The coordinator closed the source when it stopped; signal-hook's handler still
+        // records until the previous dispositions are back.
+        if let Some(mut t) = self.signal_thread.take() {
+            t.stop();
+        }
         self.listener.take()?.stop();
-        self.term_rx.try_iter().next().map(|t| t.signal)
+        self.broadcast
+            .signals
+            .get()
+            .and_then(|l| l.leftover())
+            .map(|t| t.signal)
     }
 }
 

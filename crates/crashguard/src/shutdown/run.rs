@@ -107,11 +107,7 @@ fn during(c: Command, app_end: &mut Option<AppEnd>) -> Option<TermSignal> {
         Command::Exit(code) => AppEnd::Exit(code),
         Command::Finish(code, reply) => AppEnd::Return(code, reply),
         Command::Stop => AppEnd::Dropped,
-        Command::Signal(_)
-        | Command::Request(_)
-        | Command::Panic(..)
-        | Command::Rearm
-        | Command::Released => {
+        Command::Signal(_) | Command::Request(_) | Command::Panic(..) | Command::Released => {
             return None;
         }
     };
@@ -141,51 +137,55 @@ fn overdue(app_pending: bool, holds: usize, grace: Duration) -> String {
 }
 
 impl Run {
-    pub(super) fn main(mut self, term_rx: Receiver<TermSignal>, cmd_rx: Receiver<Command>) {
+    pub(super) fn main(mut self, cmd_rx: Receiver<Command>) {
         // A panic on this thread is a crashguard bug; it must not start another shutdown.
         hooks::mark_hook_thread();
-        let never = crossbeam_channel::never();
+        // Until a shutdown begins, this thread never preempts the one that wakes it: an
+        // application thread that just read the signal returns with the request first, and
+        // this thread runs at the next scheduling point (it keeps its full CPU share).
+        crate::sys::set_batch(true);
         let (reason, mut app_end) = loop {
-            // While application threads wait, they receive the signals (see `signal::Direct`).
-            let term = if self.broadcast.has_direct_waiters() {
-                &never
-            } else {
-                &term_rx
-            };
-            select! {
-                recv(term) -> t => match t {
-                    Ok(t) => break (ShutdownReason::from(t), None),
-                    Err(_) => return,
-                },
-                recv(cmd_rx) -> c => match c {
-                    Ok(Command::Rearm | Command::Released) => continue,
-                    Ok(Command::Request(r)) => break (r, None),
-                    Ok(Command::Panic(r, site)) => {
-                        self.panic_site = Some(site);
-                        break (r, None)
-                    }
-                    Ok(Command::Signal(t)) => break (ShutdownReason::from(t), None),
-                    Ok(Command::Exit(code)) => {
-                        break (ShutdownReason::App(format!("exit with {code}")), Some(AppEnd::Exit(code)))
-                    }
-                    Ok(Command::Finish(code, reply)) => break (
+            match cmd_rx.recv() {
+                Ok(Command::Released) => continue,
+                Ok(Command::Request(r)) => break (r, None),
+                Ok(Command::Panic(r, site)) => {
+                    self.panic_site = Some(site);
+                    break (r, None);
+                }
+                Ok(Command::Signal(t)) => break (ShutdownReason::from(t), None),
+                Ok(Command::Exit(code)) => {
+                    break (
+                        ShutdownReason::App(format!("exit with {code}")),
+                        Some(AppEnd::Exit(code)),
+                    );
+                }
+                Ok(Command::Finish(code, reply)) => {
+                    break (
                         ShutdownReason::App(format!("shutdown with {code}")),
                         Some(AppEnd::Return(code, reply)),
-                    ),
-                    // `select!` picks at random among ready channels: a signal that was queued
-                    // when the guard started dropping still gets its shutdown.
-                    // A waiting application thread may have published a request whose
-                    // command is still on its way: that request starts the shutdown too.
-                    Ok(Command::Stop) | Err(_) => match term_rx.try_recv() {
-                        Ok(t) => break (ShutdownReason::from(t), Some(AppEnd::Dropped)),
-                        Err(_) => match self.broadcast.get() {
-                            Some(r) => break (r.reason.clone(), Some(AppEnd::Dropped)),
-                            None => return,
-                        },
-                    },
-                },
+                    );
+                }
+                // A signal that arrived while the guard started dropping still gets its
+                // shutdown, and so does a request a waiting application thread published
+                // whose command is still on its way.
+                Ok(Command::Stop) | Err(_) => {
+                    if let Some(listen) = self.broadcast.signals.get() {
+                        listen.close(&self.broadcast);
+                    }
+                    match self.broadcast.get() {
+                        Some(r) => break (r.reason.clone(), Some(AppEnd::Dropped)),
+                        None => return,
+                    }
+                }
             }
         };
+        // The shutdown runs at the ordinary policy (hook threads inherit it), and
+        // `crashguard-sig` watches for a second signal again even if an application thread
+        // read the first.
+        crate::sys::set_batch(false);
+        if let Some(listen) = self.broadcast.signals.get() {
+            listen.poke();
+        }
         // The first published request is the shutdown's reason, whoever published it (an
         // application thread may have read a signal first), and the application hears of it
         // before anything else happens here.
@@ -197,11 +197,10 @@ impl Run {
         // Signals queued before the shutdown began are part of the request that began it; only
         // those that arrive from now on count as a second signal. Of the commands queued by now
         // only the application's end of its part matters (it may already have drained).
-        while term_rx.try_recv().is_ok() {}
         while let Ok(c) = cmd_rx.try_recv() {
             let _ = during(c, &mut app_end);
         }
-        let ending = self.shutdown(&reason, &mut app_end, term_rx, cmd_rx);
+        let ending = self.shutdown(&reason, &mut app_end, cmd_rx);
         let detail = root_cause(&reason).map(|_| reason.to_string());
         self.finish(ending.outcome, ending.code, detail.as_deref());
         match app_end {
@@ -219,7 +218,6 @@ impl Run {
         &self,
         reason: &ShutdownReason,
         app_end: &mut Option<AppEnd>,
-        term_rx: Receiver<TermSignal>,
         cmd_rx: Receiver<Command>,
     ) -> Ending {
         let grace = match reason {
@@ -235,7 +233,6 @@ impl Run {
         }
         self.extend_stop_timeout(deadline);
 
-        let mut term = term_rx;
         let mut commands = cmd_rx;
         let mut hook_exit = None;
         let mut index = 0usize;
@@ -284,17 +281,6 @@ impl Run {
                             }
                             Ok(HookEnd::Panicked) | Err(_) => HookStatus::Panicked,
                         },
-                        recv(term) -> t => match t {
-                            Ok(t) if forces(t.signal) => {
-                                self.hook_status(i, HookStatus::Running, now.elapsed());
-                                self.skip(i + 1..total);
-                                self.forced(t, &format!("shutdown hook '{name}' ran"));
-                            }
-                            Ok(_) => {}
-                            // The listener is gone only after this thread was told to stop; never
-                            // select on a closed channel again.
-                            Err(_) => term = crossbeam_channel::never(),
-                        },
                         recv(commands) -> c => match c {
                             Ok(c) => if let Some(t) = during(c, app_end) {
                                 self.hook_status(i, HookStatus::Running, now.elapsed());
@@ -339,11 +325,6 @@ impl Run {
                 self.timed_out(reason, &overdue(app_pending, holds, grace));
             }
             select! {
-                recv(term) -> t => match t {
-                    Ok(t) if forces(t.signal) => self.forced(t, &draining(app_pending, holds)),
-                    Ok(_) => {}
-                    Err(_) => term = crossbeam_channel::never(),
-                },
                 recv(commands) -> c => match c {
                     Ok(c) => if let Some(t) = during(c, app_end) {
                         self.forced(t, &draining(app_pending, holds));

@@ -9,6 +9,7 @@ use crashguard_signals::{Signal, TermSignal};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::Command;
+use super::listen::Listen;
 
 use super::wait_async::{WaitAsync, Wakers};
 
@@ -79,33 +80,14 @@ pub struct ShutdownRequest {
     pub requested_at: SystemTime,
 }
 
-/// The listener's channel and the coordinator's command channel, for threads blocked in
-/// [`ShutdownSignal::wait`].
-///
-/// While an application thread waits, *it* receives from the listener's channel and the
-/// coordinator stands aside (it waits on its commands only). The thread that reads a signal
-/// publishes the request and hands the signal on to the coordinator, which runs the shutdown
-/// as usual. That spares the waiting application one thread wake-up between `kill` and being
-/// told (signal thread -> application, instead of signal thread -> coordinator ->
-/// application). Only crashguard's own code runs on that path, and hooks still run only where
-/// the coordinator starts them. When the last waiter leaves, the coordinator listens again;
-/// a signal is never lost in between, because it waits in the channel for whoever listens
-/// next.
-#[derive(Debug)]
-pub(super) struct Direct {
-    pub(super) term: Receiver<TermSignal>,
-    pub(super) commands: Sender<Command>,
-}
-
 /// Shared between the coordinator and every signal handle.
 #[derive(Debug, Default)]
 pub(crate) struct Broadcast {
     request: OnceLock<ShutdownRequest>,
     subscribers: Mutex<Vec<Sender<ShutdownRequest>>>,
     pub(super) wakers: Mutex<Wakers>,
-    pub(super) direct: OnceLock<Direct>,
-    /// Threads inside `wait`/`wait_timeout` that receive signals directly.
-    direct_waiters: AtomicUsize,
+    /// The signal source, when a coordinator runs (unit tests make broadcasts without one).
+    pub(super) signals: OnceLock<Listen>,
     /// Whether the application listens for the request (`wait`, `wait_timeout`, `wait_async`,
     /// `receiver`): then it owns the drain, and the process ends when the application ends it
     /// or at the deadline, not when the hooks are done.
@@ -116,39 +98,15 @@ pub(crate) struct Broadcast {
     panics: AtomicU64,
 }
 
-/// A thread's registration as a direct waiter; leaving (on any return) re-arms the coordinator
-/// when it was the last.
-struct DirectWaiter<'a> {
-    broadcast: &'a Broadcast,
-    direct: &'a Direct,
-}
-
-impl<'a> DirectWaiter<'a> {
-    fn enter(broadcast: &'a Broadcast, direct: &'a Direct) -> Self {
-        if broadcast.direct_waiters.fetch_add(1, Ordering::SeqCst) == 0 {
-            let _ = direct.commands.send(Command::Rearm);
-        }
-        DirectWaiter { broadcast, direct }
-    }
-}
-
-impl Drop for DirectWaiter<'_> {
-    fn drop(&mut self) {
-        // Once the request is published the coordinator listens to the signals again by
-        // itself (it runs the shutdown), so a waiter leaving then need not wake it.
-        if self.broadcast.direct_waiters.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.broadcast.get().is_none()
-        {
-            let _ = self.direct.commands.send(Command::Rearm);
-        }
-    }
-}
-
 impl Broadcast {
     /// Publishes the first request; later calls are ignored. Returns whether this was the first.
     pub(crate) fn publish(&self, request: ShutdownRequest) -> bool {
         if self.request.set(request.clone()).is_err() {
             return false;
+        }
+        // Threads blocked in `wait` first: they are the application's fastest listeners.
+        if let Some(listen) = self.signals.get() {
+            listen.raise_latch();
         }
         let subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         for tx in subs.iter() {
@@ -208,31 +166,10 @@ impl Broadcast {
         // during a shutdown needs to tell it.
         if self.holds.fetch_sub(1, Ordering::SeqCst) == 1
             && self.get().is_some()
-            && let Some(direct) = self.direct.get()
+            && let Some(listen) = self.signals.get()
         {
-            let _ = direct.commands.send(Command::Released);
+            let _ = listen.commands.send(Command::Released);
         }
-    }
-
-    /// Whether application threads are receiving signals directly (see [`Direct`]).
-    pub(super) fn has_direct_waiters(&self) -> bool {
-        self.direct_waiters.load(Ordering::SeqCst) > 0
-    }
-
-    /// A waiting thread read `t` from the listener's channel: publish it if it is the first
-    /// request, and hand it to the coordinator either way — as the request that starts the
-    /// shutdown, or as a later signal that may force the exit.
-    fn signal_seen(&self, direct: &Direct, t: TermSignal) {
-        let reason = ShutdownReason::from(t);
-        let first = self.publish(ShutdownRequest {
-            reason: reason.clone(),
-            requested_at: SystemTime::now(),
-        });
-        let _ = direct.commands.send(if first {
-            Command::Request(reason)
-        } else {
-            Command::Signal(t)
-        });
     }
 
     fn subscribe(self: &Arc<Self>) -> Receiver<ShutdownRequest> {
@@ -301,36 +238,26 @@ impl ShutdownSignal {
         if let Some(r) = self.broadcast.get() {
             return Some(r.clone());
         }
-        let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-        let Some(direct) = self.broadcast.direct.get() else {
+        let Some(listen) = self.broadcast.signals.get() else {
+            let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             return select! {
                 recv(self.rx) -> r => r.ok(),
                 recv(timeout) -> _ => self.broadcast.get().cloned(),
             };
         };
-        let _waiter = DirectWaiter::enter(&self.broadcast, direct);
-        let never = crossbeam_channel::never();
-        let mut term = &direct.term;
+        // This thread reads the signals itself: the signal handler wakes it directly. Whoever
+        // drains a signal first publishes the request, which raises the latch this thread
+        // polls too.
+        let _waiter = listen.enter(&self.broadcast);
         loop {
+            listen.take_signals(&self.broadcast);
             if let Some(r) = self.broadcast.get() {
                 return Some(r.clone());
             }
-            select! {
-                recv(self.rx) -> r => match r {
-                    Ok(r) => return Some(r),
-                    // This handle's broadcast keeps every sender alive, so the channel cannot
-                    // close; if it ever did, no request could come.
-                    Err(_) => loop {
-                        std::thread::park();
-                    },
-                },
-                recv(term) -> t => match t {
-                    Ok(t) => self.broadcast.signal_seen(direct, t),
-                    // The listener stopped (the guard was dropped): no signal comes any more.
-                    Err(_) => term = &never,
-                },
-                recv(timeout) -> _ => return self.broadcast.get().cloned(),
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return None;
             }
+            listen.wait(deadline);
         }
     }
 
@@ -380,6 +307,31 @@ impl ShutdownSignal {
     pub fn wait_async(&self) -> WaitAsync {
         self.broadcast.listen();
         WaitAsync::new(Arc::clone(&self.broadcast))
+    }
+
+    /// [`ShutdownSignal::wait_async`] for tokio (feature `tokio`): the runtime's reactor also
+    /// watches crashguard's signal pipe, so a termination signal wakes the task straight from
+    /// the signal handler, as `tokio::signal` does, and the task reads the signal and its
+    /// sender itself — no crashguard thread in between. Everything else is as for
+    /// `wait_async` (and the request is the same, whoever read the signal first).
+    ///
+    /// # Panics
+    ///
+    /// Like `tokio::signal::unix::signal`, its first poll panics on a tokio runtime built
+    /// without IO (`#[tokio::main]` and `Builder::enable_all` have it). Polled outside a tokio
+    /// runtime it behaves as `wait_async`.
+    ///
+    /// ```no_run
+    /// # async fn serve(shutdown: crashguard::ShutdownSignal) {
+    /// let request = shutdown.wait_tokio().await;
+    /// eprintln!("stopping: {}", request.reason);
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    pub fn wait_tokio(&self) -> WaitAsync {
+        self.broadcast.listen();
+        WaitAsync::with_reactor(Arc::clone(&self.broadcast))
     }
 }
 

@@ -5,6 +5,12 @@
 //! its waker under the lock and checks again; the broadcast stores the request before it takes
 //! the lock to wake everyone. So a request published between the two checks is seen by the
 //! second one, and one published after the registration wakes the task: no wake-up is lost.
+//!
+//! The future of `wait_tokio` (feature `tokio`) also has the runtime's reactor watch
+//! crashguard's signal pipe (a duplicate of its descriptor, through `AsyncFd`): the signal
+//! handler's write wakes the runtime's thread directly, as `tokio::signal` does, and the task
+//! reads the signal (with its sender) itself. Otherwise `crashguard-sig` reads it and the
+//! publish wakes the task: one thread more.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +61,9 @@ impl Wakers {
 pub struct WaitAsync {
     broadcast: Arc<Broadcast>,
     id: Option<u64>,
+    /// The runtime's watch on the signal pipe, for `wait_tokio`.
+    #[cfg(feature = "tokio")]
+    reactor: Option<reactor::Reactor>,
 }
 
 impl WaitAsync {
@@ -62,6 +71,92 @@ impl WaitAsync {
         WaitAsync {
             broadcast,
             id: None,
+            #[cfg(feature = "tokio")]
+            reactor: None,
+        }
+    }
+
+    /// A future whose first poll on a tokio runtime has the runtime's reactor watch the signal
+    /// pipe.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn with_reactor(broadcast: Arc<Broadcast>) -> Self {
+        WaitAsync {
+            broadcast,
+            id: None,
+            reactor: Some(reactor::Reactor::default()),
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod reactor {
+    use std::os::fd::OwnedFd;
+    use std::task::{Context, Poll};
+
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    use super::Broadcast;
+    use crate::shutdown::listen::ReactorWatch;
+
+    /// The runtime's watch on the signal pipe, made at the first poll on a tokio runtime.
+    #[derive(Debug, Default)]
+    pub(super) struct Reactor {
+        fd: Option<AsyncFd<OwnedFd>>,
+        /// Tells `crashguard-sig` to leave the runtime the first go at a signal.
+        _watch: Option<ReactorWatch>,
+        /// Whether the watch was tried (once: off a tokio runtime, or if registering failed,
+        /// the future relies on the publish alone).
+        tried: bool,
+    }
+
+    impl Reactor {
+        /// Reads the signals that arrived, if the runtime's reactor says some may have, and
+        /// asks it to wake the task for the next ones.
+        pub(super) fn poll_signals(
+            &mut self,
+            broadcast: &std::sync::Arc<Broadcast>,
+            cx: &mut Context<'_>,
+        ) {
+            let Some(listen) = broadcast.signals.get() else {
+                return;
+            };
+            if !self.tried {
+                self.tried = true;
+                if tokio::runtime::Handle::try_current().is_ok()
+                    && let Ok(dup) = listen.signal_fd().try_clone_to_owned()
+                {
+                    // SAFETY: the descriptor is owned by the value registered, so it stays open
+                    // and refers to the same pipe for the whole life of the `AsyncFd`.
+                    self.fd =
+                        unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }.ok();
+                    if self.fd.is_some() {
+                        self._watch = Some(listen.reactor(broadcast));
+                    }
+                }
+            }
+            let Some(fd) = &self.fd else {
+                return;
+            };
+            loop {
+                match fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(mut ready)) => {
+                        // Drain first, then clear: a signal arriving after the drain is a new
+                        // edge and sets the readiness again.
+                        listen.take_signals(broadcast);
+                        ready.clear_ready();
+                        if broadcast.get().is_some() {
+                            return;
+                        }
+                    }
+                    Poll::Ready(Err(_)) => {
+                        self.fd = None;
+                        self._watch = None;
+                        return;
+                    }
+                    Poll::Pending => return,
+                }
+            }
         }
     }
 }
@@ -73,6 +168,13 @@ impl Future for WaitAsync {
         let this = self.get_mut();
         if let Some(r) = this.broadcast.get() {
             return Poll::Ready(r.clone());
+        }
+        #[cfg(feature = "tokio")]
+        if let Some(reactor) = &mut this.reactor {
+            reactor.poll_signals(&this.broadcast, cx);
+            if let Some(r) = this.broadcast.get() {
+                return Poll::Ready(r.clone());
+            }
         }
         let mut wakers = this
             .broadcast
