@@ -71,7 +71,7 @@ mod sys;
 pub mod thread;
 
 #[cfg(unix)]
-pub use error::{Error, Result};
+pub use error::{BudgetKind, Error, IoOp, MissingLimit, Result, Share};
 // The type `Error::Parse` carries, next to the error itself.
 #[cfg(unix)]
 pub use kernel::ParseError;

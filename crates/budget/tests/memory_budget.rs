@@ -103,7 +103,7 @@ fn cgroup_fraction_without_a_limit_falls_back_to_ram_and_says_so() {
     assert!(matches!(err, Error::NoLimit { .. }), "{err:?}");
     assert_eq!(
         err.to_string(),
-        "no physical memory size (MemTotal) to take a fraction of"
+        "no physical memory size (MemTotal in /proc/meminfo) to take a fraction of"
     );
 }
 
@@ -127,31 +127,31 @@ fn bad_settings_are_clear_errors() {
     let cases: Vec<(MemoryBudget, &str)> = vec![
         (
             MemoryBudget::bytes(0),
-            "invalid memory budget: the byte budget must be greater than zero",
+            "a byte memory budget must be greater than zero",
         ),
         (
             MemoryBudget::cgroup_fraction(f64::NAN),
-            "invalid memory budget: the cgroup fraction must be within (0, 1], got NaN",
+            "the memory budget's cgroup fraction must be within (0, 1], got NaN",
         ),
         (
             MemoryBudget::cgroup_fraction(0.0),
-            "invalid memory budget: the cgroup fraction must be within (0, 1], got 0",
+            "the memory budget's cgroup fraction must be within (0, 1], got 0",
         ),
         (
             MemoryBudget::ram_fraction(1.5),
-            "invalid memory budget: the ram fraction must be within (0, 1], got 1.5",
+            "the memory budget's ram fraction must be within (0, 1], got 1.5",
         ),
         (
             MemoryBudget::bytes(10).soft(-0.1),
-            "invalid memory budget: the soft share must be within (0, 1], got -0.1",
+            "the memory budget's soft share must be within (0, 1], got -0.1",
         ),
         (
             MemoryBudget::bytes(10).hard(f64::INFINITY),
-            "invalid memory budget: the hard share must be within (0, 1], got inf",
+            "the memory budget's hard share must be within (0, 1], got inf",
         ),
         (
             MemoryBudget::ram_fraction(0.5).soft(0.9).hard(0.8),
-            "invalid memory budget: the soft share (0.9) must not exceed the hard share (0.8)",
+            "the memory budget's soft share (0.9) must not exceed its hard share (0.8)",
         ),
     ];
     for (budget, message) in cases {

@@ -24,10 +24,10 @@ pub enum Error {
     },
     /// The signal handlers could not be installed.
     Signals(crashguard_signals::Error),
-    /// A memory or thread budget could not be set up.
+    /// The memory budget could not be set up.
     Budget(crashguard_budget::Error),
-    /// A thread budget could not be set up.
-    ThreadBudget(crashguard_budget::thread::ThreadError),
+    /// The thread budget could not be set up.
+    ThreadBudget(crashguard_budget::Error),
     /// Another OS operation failed.
     Io {
         /// What was being done.

@@ -179,7 +179,8 @@ pub mod report {
 pub mod errors {
     pub use crashguard_blackbox::Error as BlackBoxError;
     pub use crashguard_budget::Error as BudgetError;
-    pub use crashguard_budget::thread::{SpawnError, ThreadError};
+    pub use crashguard_budget::thread::SpawnError;
+    pub use crashguard_budget::{BudgetKind, IoOp, MissingLimit, Share};
     pub use crashguard_signals::Error as SignalsError;
 }
 

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use super::parse::ParseError;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOp, Result};
 use crate::sys::memory as sys;
 
 /// Reads `path` into `buf`. `Ok(false)` when the file does not exist or the kernel does not
@@ -22,11 +22,7 @@ pub fn read(path: &Path, buf: &mut String) -> Result<bool> {
             path: path.to_owned(),
             source: ParseError::new("text", "not valid utf-8"),
         }),
-        Err(source) => Err(Error::Io {
-            op: "read",
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(Error::io(IoOp::Read, path, source)),
     }
 }
 

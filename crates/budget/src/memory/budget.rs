@@ -19,7 +19,7 @@
 //! limits would be unhelpful.
 
 use super::probe::MemorySample;
-use crate::error::{Error, Result};
+use crate::error::{BudgetKind, Error, MissingLimit, Result, Share};
 use crate::kernel::Limit;
 
 /// Default soft share of the base.
@@ -190,19 +190,20 @@ impl MemoryBudget {
     pub fn validate(&self) -> Result<()> {
         match self.base {
             Base::Bytes(0) => {
-                return Err(invalid("the byte budget must be greater than zero".into()));
+                return Err(Error::ZeroBytes);
             }
             Base::Bytes(_) => {}
-            Base::CgroupFraction(f) => check_share("cgroup fraction", f)?,
-            Base::RamFraction(f) => check_share("ram fraction", f)?,
+            Base::CgroupFraction(f) => check_share(Share::CgroupFraction, f)?,
+            Base::RamFraction(f) => check_share(Share::RamFraction, f)?,
         }
-        check_share("soft share", self.soft)?;
-        check_share("hard share", self.hard)?;
+        check_share(Share::Soft, self.soft)?;
+        check_share(Share::Hard, self.hard)?;
         if self.soft > self.hard {
-            return Err(invalid(format!(
-                "the soft share ({}) must not exceed the hard share ({})",
-                self.soft, self.hard
-            )));
+            return Err(Error::SoftAboveHard {
+                budget: BudgetKind::Memory,
+                soft: self.soft,
+                hard: self.hard,
+            });
         }
         Ok(())
     }
@@ -212,7 +213,7 @@ impl MemoryBudget {
         self.validate()?;
         let ram = || {
             sample.mem_total_bytes.ok_or(Error::NoLimit {
-                what: "physical memory size (MemTotal)",
+                limit: MissingLimit::MemTotal,
             })
         };
         let (budget_bytes, basis, measure) = match self.base {
@@ -255,9 +256,9 @@ impl MemoryBudget {
         let hard_bytes = scale(budget_bytes, self.hard);
         let soft_bytes = scale(budget_bytes, self.soft);
         if soft_bytes == 0 {
-            return Err(invalid(format!(
-                "the budget resolves to zero bytes (base {budget_bytes} bytes)"
-            )));
+            return Err(Error::ResolvesToZero {
+                base_bytes: budget_bytes,
+            });
         }
         Ok(ResolvedBudget {
             budget_bytes,
@@ -269,17 +270,15 @@ impl MemoryBudget {
     }
 }
 
-fn invalid(reason: String) -> Error {
-    Error::InvalidBudget { reason }
-}
-
-fn check_share(what: &str, f: f64) -> Result<()> {
-    if f.is_finite() && f > 0.0 && f <= 1.0 {
+fn check_share(which: Share, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 && value <= 1.0 {
         Ok(())
     } else {
-        Err(invalid(format!(
-            "the {what} must be within (0, 1], got {f}"
-        )))
+        Err(Error::InvalidShare {
+            budget: BudgetKind::Memory,
+            which,
+            value,
+        })
     }
 }
 

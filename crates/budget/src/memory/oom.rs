@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoOp, Result};
 
 use crashguard_blackbox::Resources;
 pub use crashguard_blackbox::verdict::{NEAR_LIMIT, OomEvidence, Verdict};
@@ -61,10 +61,6 @@ impl OomScoreAdj {
             .truncate(true)
             .open(&path)
             .and_then(|mut f| f.write_all(format!("{}\n", self.0).as_bytes()))
-            .map_err(|source| Error::Io {
-                op: "write",
-                path,
-                source,
-            })
+            .map_err(|source| Error::io(IoOp::Write, path, source))
     }
 }

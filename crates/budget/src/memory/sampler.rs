@@ -17,7 +17,7 @@ use crashguard_blackbox::{active, assafe};
 
 use super::budget::{Measure, MemoryBudget, ResolvedBudget};
 use super::probe::{MemoryProbe, MemorySample};
-use crate::error::{Error, Result};
+use crate::error::{BudgetKind, Error, Result};
 use crate::sys::memory as sys;
 
 /// The sampling interval used when the configuration does not name one.
@@ -182,8 +182,8 @@ impl MemorySampler {
         recorded: Recorded,
     ) -> Result<Self> {
         if interval.is_zero() {
-            return Err(Error::InvalidBudget {
-                reason: "the sampling interval must be greater than zero".into(),
+            return Err(Error::ZeroInterval {
+                budget: BudgetKind::Memory,
             });
         }
         let first = probe.sample()?;
@@ -211,7 +211,7 @@ impl MemorySampler {
                 }
             })
             .map_err(|source| Error::Spawn {
-                name: THREAD_NAME,
+                sampler: BudgetKind::Memory,
                 source,
             })?;
         Ok(MemorySampler {

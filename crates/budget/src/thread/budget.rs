@@ -1,6 +1,6 @@
 //! The thread budget: how many threads a process means to have, and what to do beyond it.
 
-use super::error::ThreadError;
+use crate::{BudgetKind, Error, Result, Share};
 
 /// What happens when the hard limit of a [`ThreadBudget`] is crossed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -74,19 +74,24 @@ impl ThreadBudget {
     }
 
     /// Checks the budget: `max >= 1`, both shares in `(0, 1]`, soft not above hard.
-    pub fn validate(&self) -> Result<(), ThreadError> {
+    pub fn validate(&self) -> Result<()> {
         if self.max == 0 {
-            return Err(ThreadError::ZeroBudget);
+            return Err(Error::ZeroThreads);
         }
-        for (which, value) in [("soft", self.soft), ("hard", self.hard)] {
+        for (which, value) in [(Share::Soft, self.soft), (Share::Hard, self.hard)] {
             if !(value > 0.0 && value <= 1.0) {
-                return Err(ThreadError::InvalidShare { which, value });
+                return Err(Error::InvalidShare {
+                    budget: BudgetKind::Threads,
+                    which,
+                    value,
+                });
             }
         }
         if self.soft > self.hard {
-            return Err(ThreadError::InvalidShare {
-                which: "soft",
-                value: self.soft,
+            return Err(Error::SoftAboveHard {
+                budget: BudgetKind::Threads,
+                soft: self.soft,
+                hard: self.hard,
             });
         }
         Ok(())
@@ -152,7 +157,7 @@ mod tests {
     fn invalid_budgets() {
         assert!(matches!(
             ThreadBudget::max(0).validate(),
-            Err(ThreadError::ZeroBudget)
+            Err(Error::ZeroThreads)
         ));
         assert!(ThreadBudget::max(4).soft_share(0.0).validate().is_err());
         assert!(ThreadBudget::max(4).hard_share(1.5).validate().is_err());
@@ -162,16 +167,27 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        assert!(
+        assert!(matches!(
             ThreadBudget::max(4)
                 .soft_share(0.9)
                 .hard_share(0.5)
-                .validate()
-                .is_err()
-        );
+                .validate(),
+            Err(Error::SoftAboveHard {
+                budget: BudgetKind::Threads,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ThreadBudget::max(4).hard_share(1.5).validate(),
+            Err(Error::InvalidShare {
+                budget: BudgetKind::Threads,
+                which: Share::Hard,
+                ..
+            })
+        ));
         assert_eq!(
             ThreadBudget::max(0).validate().unwrap_err().to_string(),
-            "thread budget must allow at least one thread"
+            "a thread budget must allow at least one thread"
         );
     }
 

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use crashguard_blackbox::layout::{CensusEntry, THREAD_NAME_LEN};
 
-use super::error::ThreadError;
 use super::group::{group_prefix, trim_comm};
 use crate::sys::thread as sys;
+use crate::{Error, IoOp};
 
 /// Groups shown by `Display` before the rest is summarised in one "more" item.
 const DISPLAY_GROUPS: usize = 12;
@@ -75,10 +75,10 @@ impl Census {
     /// buffer and no allocation per thread: three system calls per thread, about 35 ms for
     /// 10,000 threads on a 2-core machine (see `docs/performance/threads.md`). Threads that
     /// exit during the walk are skipped.
-    pub fn collect(proc_root: &Path) -> Result<Census, ThreadError> {
+    pub fn collect(proc_root: &Path) -> Result<Census, Error> {
         let dir = proc_root.join("self/task");
         let c_dir = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| ThreadError::invalid_path(&dir))?;
+            .map_err(|_| Error::InvalidPath { path: dir.clone() })?;
         let mut counts: HashMap<Key, u64> = HashMap::new();
         let mut dents = vec![0u8; 32 * 1024];
         let mut total = 0u64;
@@ -86,7 +86,7 @@ impl Census {
             total += 1;
             *counts.entry(key_of(trim_comm(raw))).or_insert(0) += 1;
         })
-        .map_err(|errno| ThreadError::io(&dir, std::io::Error::from_raw_os_error(errno)))?;
+        .map_err(|errno| Error::io(IoOp::List, &dir, std::io::Error::from_raw_os_error(errno)))?;
         Ok(Self::from_counts(counts, total))
     }
 

@@ -25,7 +25,6 @@ mod budget;
 mod census;
 mod crash_census;
 mod diagnose;
-mod error;
 mod group;
 mod limits;
 mod procs;
@@ -37,7 +36,6 @@ pub use budget::{ThreadBudget, ThreadPolicy};
 pub use census::{Census, CensusGroup};
 pub use crash_census::{MAX_NAMED, MAX_TASKS, census_raw_from, census_raw_into};
 pub use diagnose::{Diagnosis, Request};
-pub use error::ThreadError;
 pub use limits::{Limit, LimitKind, Rlimits, discover as discover_limits};
 pub use procs::{ProcessInfo, ProcessTable};
 pub use sampler::{

@@ -4,8 +4,8 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
-use super::error::ThreadError;
 use crate::kernel;
+use crate::{Error, IoOp};
 
 /// One process as `/proc/<pid>/status` describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +29,8 @@ pub struct ProcessTable {
 impl ProcessTable {
     /// Reads `<proc_root>/<pid>/status` for every numeric entry. Processes that vanish or cannot
     /// be read are skipped; only an unreadable proc root is an error.
-    pub fn scan(proc_root: &Path) -> Result<ProcessTable, ThreadError> {
-        let entries = fs::read_dir(proc_root).map_err(|e| ThreadError::io(proc_root, e))?;
+    pub fn scan(proc_root: &Path) -> Result<ProcessTable, Error> {
+        let entries = fs::read_dir(proc_root).map_err(|e| Error::io(IoOp::List, proc_root, e))?;
         let mut buf = Vec::with_capacity(2048);
         let mut path = proc_root.to_path_buf();
         let mut procs = Vec::new();

@@ -13,9 +13,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::budget::ThreadBudget;
-use super::error::ThreadError;
 use super::spawn::start_hook;
 use crate::kernel::parse_status_threads;
+use crate::{BudgetKind, Error, Result};
 
 /// The sampler thread's name.
 pub const SAMPLER_THREAD_NAME: &str = "crashguard-thr";
@@ -104,10 +104,12 @@ impl ThreadSamplerBuilder {
 
     /// Validates the budget and the interval and starts the sampler thread. The first sample is
     /// taken at once.
-    pub fn start(self) -> Result<ThreadSampler, ThreadError> {
+    pub fn start(self) -> Result<ThreadSampler> {
         self.budget.validate()?;
         if self.interval.is_zero() {
-            return Err(ThreadError::ZeroInterval);
+            return Err(Error::ZeroInterval {
+                budget: BudgetKind::Threads,
+            });
         }
         let (stop, stopped) = mpsc::channel::<()>();
         let hook = start_hook();
@@ -149,7 +151,10 @@ impl ThreadSamplerBuilder {
                     }
                 }
             })
-            .map_err(ThreadError::SamplerSpawn)?;
+            .map_err(|source| Error::Spawn {
+                sampler: BudgetKind::Threads,
+                source,
+            })?;
         Ok(ThreadSampler {
             stop: Some(stop),
             handle: Some(handle),
@@ -300,13 +305,15 @@ mod tests {
     fn rejects_bad_config() {
         assert!(matches!(
             ThreadSampler::builder(ThreadBudget::max(0)).start(),
-            Err(ThreadError::ZeroBudget)
+            Err(Error::ZeroThreads)
         ));
         assert!(matches!(
             ThreadSampler::builder(ThreadBudget::max(1))
                 .interval(Duration::ZERO)
                 .start(),
-            Err(ThreadError::ZeroInterval)
+            Err(Error::ZeroInterval {
+                budget: BudgetKind::Threads
+            })
         ));
     }
 }

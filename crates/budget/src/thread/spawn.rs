@@ -8,9 +8,9 @@ use std::thread::JoinHandle;
 
 use super::budget::{ThreadBudget, ThreadPolicy};
 use super::diagnose::{Diagnosis, Request};
-use super::error::ThreadError;
 use super::limits::Rlimits;
 use super::spawn_error::SpawnError;
+use crate::Error;
 use crate::kernel::{self, Roots};
 use crate::sys::thread as sys;
 
@@ -52,7 +52,7 @@ fn update(f: impl FnOnce(&mut Settings)) {
 
 /// Sets the budget that guarded spawns are held to; `None` removes it (threads are still
 /// counted). Rejects an invalid budget (see [`ThreadBudget::validate`]).
-pub fn set_budget(budget: Option<ThreadBudget>) -> Result<(), ThreadError> {
+pub fn set_budget(budget: Option<ThreadBudget>) -> Result<(), Error> {
     if let Some(b) = &budget {
         b.validate()?;
     }
