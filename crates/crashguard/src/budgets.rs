@@ -12,7 +12,7 @@ use crashguard_budget::memory::{
 use crashguard_budget::thread::{self, SpawnError, ThreadPolicy, ThreadSampler};
 
 use crate::memory::{MemoryStatus, SoftCallback};
-use crate::shutdown::{ShutdownHandle, ShutdownReason};
+use crate::shutdown::{MemoryOverrun, ShutdownHandle, ShutdownReason, ThreadOverrun};
 use crate::{Config, Error};
 
 /// The shutdown handle the thread-exhaustion callback (a plain `fn`, the budget crate's
@@ -124,10 +124,10 @@ impl Budgets {
                 thread::set_exhausted_callback(on_thread_exhausted);
                 let hard = shutdown.clone();
                 builder = builder.on_hard(move |e| {
-                    hard.request(ShutdownReason::ThreadBudget(format!(
-                        "{} threads crossed the hard limit of {}",
-                        e.threads, e.limit
-                    )));
+                    hard.request(ShutdownReason::ThreadBudget(ThreadOverrun::Count {
+                        threads: e.threads,
+                        limit: e.limit,
+                    }));
                 });
             }
             match builder.start() {
@@ -203,11 +203,10 @@ fn callbacks(
             }
         })),
         on_hard: Some(Box::new(move |e: memory::MemoryEvent| {
-            hard.request(ShutdownReason::MemoryBudget(format!(
-                "{} {} bytes crossed the shutdown threshold of {} bytes",
-                e.measure.name(),
+            hard.request(ShutdownReason::MemoryBudget(MemoryOverrun::new(
+                e.measure,
                 e.used_bytes,
-                e.threshold_bytes
+                e.threshold_bytes,
             )));
         })),
         on_error: None,
@@ -219,7 +218,9 @@ fn on_thread_exhausted(err: &SpawnError) {
     if let Some(h) = unsafe { EXHAUSTED.load(Ordering::Acquire).as_ref() } {
         // The summary names the limit hit and the largest thread group; the report's census
         // has the rest.
-        h.request(ShutdownReason::ThreadBudget(err.summary()));
+        h.request(ShutdownReason::ThreadBudget(
+            ThreadOverrun::from_spawn_error(err),
+        ));
     }
 }
 

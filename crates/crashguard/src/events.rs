@@ -6,7 +6,7 @@
 //! | installed | INFO | `app`, `report_dir`, `blackbox` |
 //! | previous run (once, at install) | WARN when abnormal, else INFO | `outcome`, `exit_code`, `pid`, `signature`, `stored_at`, `report` (the JSON) |
 //! | warning at install (overlay root) | WARN | `report_dir` |
-//! | shutdown requested | WARN | `reason` |
+//! | shutdown requested | WARN | `kind` (the report's `shutdown.reason`: signal, app, memory_budget, thread_budget, panic), `reason` (one line) |
 //! | hook done | INFO (`ok`) / WARN (`timed_out`, `panicked`) | `hook`, `status`, `duration_ms` |
 //! | drain done / overdue | INFO / ERROR | `waited_ms` / `detail` |
 //! | run ended | INFO when clean, else ERROR | `outcome`, `exit_code`, `detail` |
@@ -72,9 +72,14 @@ pub(crate) fn install_warning(report_dir: &std::path::Path, warning: &str) {
 }
 
 /// A shutdown started.
-pub(crate) fn shutdown_requested(reason: &dyn std::fmt::Display) {
+pub(crate) fn shutdown_requested(reason: &crate::ShutdownReason) {
     #[cfg(feature = "tracing")]
-    tracing::warn!(target: TARGET, reason = %reason, "shutdown requested");
+    tracing::warn!(
+        target: TARGET,
+        kind = reason.trigger().as_str(),
+        reason = %reason,
+        "shutdown requested"
+    );
     #[cfg(not(feature = "tracing"))]
     let _ = reason;
 }

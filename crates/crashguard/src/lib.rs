@@ -161,7 +161,10 @@ pub use guard::Guard;
 #[cfg(unix)]
 pub use previous::{PreviousRun, PreviousRunError};
 #[cfg(unix)]
-pub use shutdown::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal, WaitAsync};
+pub use shutdown::{
+    AppRequest, MemoryOverrun, PanicDetails, ShutdownHold, ShutdownReason, ShutdownRequest,
+    ShutdownSignal, ThreadOverrun, WaitAsync,
+};
 
 /// The report types, for code that inspects [`Report`] in detail.
 #[cfg(unix)]

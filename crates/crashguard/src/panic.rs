@@ -15,7 +15,7 @@ use crashguard_blackbox::layout::{MAX_FRAMES, THREAD_NAME_LEN};
 use crashguard_blackbox::{BlackBox, Outcome, Retention, assafe};
 
 use crate::PanicPolicy;
-use crate::shutdown::{PanicSite, ShutdownHandle, ShutdownReason, in_hook_thread};
+use crate::shutdown::{PanicDetails, PanicSite, ShutdownHandle, ShutdownReason, in_hook_thread};
 
 /// Under [`PanicPolicy::Unwind`], the first this many panics of a run get a report file of
 /// their own; later ones are counted and recorded in the black box only, so that a task that
@@ -143,15 +143,14 @@ fn request(s: &Armed, info: &std::panic::PanicHookInfo<'_>, r: Recorded) -> bool
     if s.shutdown.under_way() {
         return false;
     }
-    let mut what = message(info);
-    if let Some(l) = info.location() {
-        what = format!("{what} at {}:{}", l.file(), l.line());
-    }
-    if r.number > 1 {
-        what = format!("{what} (panic {} of the run)", r.number);
-    }
+    let details = PanicDetails {
+        message: message(info),
+        file: info.location().map(|l| l.file().to_owned()),
+        line: info.location().map(|l| l.line()),
+        number: r.number,
+    };
     s.shutdown
-        .request_panic(ShutdownReason::Panic(what), r.site);
+        .request_panic(ShutdownReason::Panic(details), r.site);
     true
 }
 

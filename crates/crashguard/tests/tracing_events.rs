@@ -96,7 +96,11 @@ fn the_lifecycle_and_the_previous_run_arrive_as_events() {
         .find(|e| e.get("hook") == Some("flush"))
         .unwrap_or_else(|| panic!("{events:#?}"));
     assert_eq!(hook.get("status"), Some("ok"));
-    assert!(events.iter().any(|e| message(e) == "shutdown requested"));
+    let requested = events
+        .iter()
+        .find(|e| message(e) == "shutdown requested")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(requested.get("kind"), Some("app"), "{requested:#?}");
     let ended = events
         .iter()
         .find(|e| message(e) == "run ended")

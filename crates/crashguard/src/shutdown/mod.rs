@@ -36,6 +36,7 @@
 
 mod hooks;
 mod listen;
+mod reason;
 mod run;
 mod signal;
 mod wait_async;
@@ -52,8 +53,9 @@ use crate::{Config, Error};
 
 use hooks::ExitFromHook;
 pub(crate) use hooks::in_hook_thread;
+pub use reason::{AppRequest, MemoryOverrun, PanicDetails, ShutdownReason, ThreadOverrun};
 use signal::Broadcast;
-pub use signal::{ShutdownHold, ShutdownReason, ShutdownRequest, ShutdownSignal};
+pub use signal::{ShutdownHold, ShutdownRequest, ShutdownSignal};
 pub use wait_async::WaitAsync;
 
 /// What the coordinator is asked to do.
@@ -193,9 +195,9 @@ impl Coordinator {
     }
 
     pub(crate) fn request_app(&self, reason: &str) {
-        let _ = self
-            .tx
-            .send(Command::Request(ShutdownReason::App(reason.to_owned())));
+        let _ = self.tx.send(Command::Request(ShutdownReason::App(
+            AppRequest::Requested(reason.to_owned()),
+        )));
     }
 
     pub(crate) fn exit(&self, code: ExitCode) -> ! {

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::hooks::{self, HookEnd};
 use super::signal::Broadcast;
-use super::{Command, PanicSite, ShutdownReason, ShutdownRequest};
+use super::{AppRequest, Command, PanicSite, ShutdownReason, ShutdownRequest};
 use crate::Config;
 use crate::config::CleanExit;
 use crate::termlog::TermLog;
@@ -155,13 +155,13 @@ impl Run {
                 Ok(Command::Signal(t)) => break (ShutdownReason::from(t), None),
                 Ok(Command::Exit(code)) => {
                     break (
-                        ShutdownReason::App(format!("exit with {code}")),
+                        ShutdownReason::App(AppRequest::Exit(code)),
                         Some(AppEnd::Exit(code)),
                     );
                 }
                 Ok(Command::Finish(code, reply)) => {
                     break (
-                        ShutdownReason::App(format!("shutdown with {code}")),
+                        ShutdownReason::App(AppRequest::Shutdown(code)),
                         Some(AppEnd::Return(code, reply)),
                     );
                 }
@@ -396,13 +396,7 @@ impl Run {
             s.valid = 1;
             s.requested_at_ns = assafe::now_realtime_ns();
             s.grace_ms = grace.as_millis() as u64;
-            s.reason = match reason {
-                ShutdownReason::Signal { .. } => REASON_SIGNAL,
-                ShutdownReason::App(_) => REASON_APP,
-                ShutdownReason::MemoryBudget(_) => REASON_MEMORY,
-                ShutdownReason::ThreadBudget(_) => REASON_THREADS,
-                ShutdownReason::Panic(_) => REASON_PANIC,
-            };
+            s.reason = reason.trigger().code();
             if let ShutdownReason::Signal {
                 signal,
                 sender_pid,

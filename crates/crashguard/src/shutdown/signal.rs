@@ -1,75 +1,17 @@
-//! The application's view of a shutdown: [`ShutdownRequest`], [`ShutdownReason`] and the
-//! clonable [`ShutdownSignal`].
+//! The application's view of a shutdown: [`ShutdownRequest`] and the clonable
+//! [`ShutdownSignal`] (the reasons are in `reason.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use crashguard_signals::{Signal, TermSignal};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::Command;
 use super::listen::Listen;
+pub(crate) use super::reason::ShutdownReason;
 
 use super::wait_async::{WaitAsync, Wakers};
-
-/// Why a shutdown was requested.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ShutdownReason {
-    /// A termination signal arrived.
-    Signal {
-        /// Which.
-        signal: Signal,
-        /// The sending process, when the kernel said.
-        sender_pid: Option<u32>,
-        /// The sending user, when the kernel said.
-        sender_uid: Option<u32>,
-    },
-    /// The application asked ([`crate::Guard::request_shutdown`] or [`crate::Guard::exit`]).
-    App(String),
-    /// The memory budget's hard threshold was crossed.
-    MemoryBudget(String),
-    /// The thread budget's hard threshold was crossed.
-    ThreadBudget(String),
-    /// A panic, under [`crate::PanicPolicy::ExitProcess`].
-    Panic(String),
-}
-
-impl From<TermSignal> for ShutdownReason {
-    fn from(t: TermSignal) -> Self {
-        ShutdownReason::Signal {
-            signal: t.signal,
-            sender_pid: t.sender_pid,
-            sender_uid: t.sender_uid,
-        }
-    }
-}
-
-impl std::fmt::Display for ShutdownReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ShutdownReason::Signal {
-                signal,
-                sender_pid,
-                sender_uid,
-            } => {
-                write!(f, "{signal}")?;
-                if let Some(pid) = sender_pid {
-                    write!(f, " from pid {pid}")?;
-                }
-                if let Some(uid) = sender_uid {
-                    write!(f, " (uid {uid})")?;
-                }
-                Ok(())
-            }
-            ShutdownReason::App(why) => write!(f, "requested by the application: {why}"),
-            ShutdownReason::MemoryBudget(why) => write!(f, "memory budget: {why}"),
-            ShutdownReason::ThreadBudget(why) => write!(f, "thread budget: {why}"),
-            ShutdownReason::Panic(why) => write!(f, "panic: {why}"),
-        }
-    }
-}
 
 /// A shutdown request, as delivered to every [`ShutdownSignal`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -207,6 +207,7 @@ mod tests {
     use std::task::{Context, Poll, Wake, Waker};
     use std::time::SystemTime;
 
+    use super::super::reason::AppRequest;
     use super::super::signal::{Broadcast, ShutdownReason, ShutdownRequest, ShutdownSignal};
     use super::*;
 
@@ -222,7 +223,7 @@ mod tests {
 
     fn request() -> ShutdownRequest {
         ShutdownRequest {
-            reason: ShutdownReason::App("test".into()),
+            reason: ShutdownReason::App(AppRequest::Requested("test".into())),
             requested_at: SystemTime::now(),
         }
     }
@@ -245,7 +246,7 @@ mod tests {
         assert!(broadcast.publish(request()));
         assert_eq!(counter.0.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(
-            matches!(fut.as_mut().poll(&mut cx), Poll::Ready(r) if r.reason == ShutdownReason::App("test".into()))
+            matches!(fut.as_mut().poll(&mut cx), Poll::Ready(r) if r.reason == ShutdownReason::App(AppRequest::Requested("test".into())))
         );
         // Once published, a fresh future is ready at once.
         let mut late = std::pin::pin!(signal.wait_async());
