@@ -2,12 +2,15 @@
 //!
 //! - `fault_to_record`: from the instant before the faulting store (CLOCK_MONOTONIC, written by
 //!   the child) to `end.ended_mono_ns`, the instant the crashguard handler committed the record
-//!   (32+ frames captured).
+//!   (32+ frames captured); side by side, for `crash-handler`, the instant its callback has
+//!   captured the same frames (its equivalent of a complete record; it writes no file).
 //! - `crash_to_reaped`: from that same instant to the parent's `wait` returning, for a bare
 //!   process, the crashguard handler, and the `crash-handler` crate capturing the same frames.
 //!
 //! Run with `cargo bench -p crashguard-signals --bench crash -- --warm-up-time 1
-//! --measurement-time 3`.
+//! --measurement-time 3`. `CRASHGUARD_BENCH_PAIRED_ONLY=1` skips criterion's sequential groups
+//! and runs only the interleaved rounds (`CRASHGUARD_BENCH_ROUNDS`, default 100), which is
+//! what `docs/performance/signals.md` quotes.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -104,6 +107,10 @@ fn child(mode: &str) {
                             false
                         }
                     });
+                    // The instant the callback has its frames, for the parent.
+                    let done = mono_ns().to_ne_bytes();
+                    // SAFETY: write(2) of a local buffer.
+                    libc::write(1, done.as_ptr().cast(), done.len());
                     crash_handler::CrashEventResult::Handled(true)
                 })
             })
@@ -116,8 +123,9 @@ fn child(mode: &str) {
     std::process::exit(3);
 }
 
-/// One crash: returns the fault instant and the instant the parent reaped the child.
-fn crash_once(mode: &str, dir: &Path) -> (u64, u64) {
+/// One crash: returns the fault instant, the instant the parent reaped the child, and the
+/// second instant the child wrote, if any (`crash_handler`: its callback had the frames).
+fn crash_once(mode: &str, dir: &Path) -> (u64, u64, Option<u64>) {
     let mut child = Command::new(std::env::current_exe().expect("exe"))
         .env(MODE_ENV, mode)
         .env(DIR_ENV, dir)
@@ -141,7 +149,11 @@ fn crash_once(mode: &str, dir: &Path) -> (u64, u64) {
         .read_to_end(&mut out)
         .expect("read");
     let t0 = u64::from_ne_bytes(out.get(..8).and_then(|b| b.try_into().ok()).expect("t0"));
-    (t0, reaped)
+    let t1 = out
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_ne_bytes);
+    (t0, reaped, t1)
 }
 
 /// `end.ended_mono_ns` and `end.frame_count` of the black box the crashguard child left.
@@ -164,7 +176,7 @@ fn benches(c: &mut Criterion, dir: &Path) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let (t0, _) = crash_once("crashguard", dir);
+                let (t0, _, _) = crash_once("crashguard", dir);
                 let (ended, frames) = recorded_end(dir);
                 assert!(frames >= 32, "only {frames} frames");
                 total += Duration::from_nanos(ended.saturating_sub(t0));
@@ -181,7 +193,7 @@ fn benches(c: &mut Criterion, dir: &Path) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let (t0, reaped) = crash_once(mode, dir);
+                    let (t0, reaped, _) = crash_once(mode, dir);
                     total += Duration::from_nanos(reaped.saturating_sub(t0));
                 }
                 total
@@ -204,12 +216,18 @@ fn paired(dir: &Path, rounds: usize) {
     ];
     let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(rounds); MODES.len()];
     let mut record = Vec::with_capacity(rounds);
+    let mut callback = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         for (i, mode) in MODES.iter().enumerate() {
-            let (t0, reaped) = crash_once(mode, dir);
+            let (t0, reaped, t1) = crash_once(mode, dir);
             samples[i].push(reaped.saturating_sub(t0));
             if *mode == "crashguard" {
-                record.push(recorded_end(dir).0.saturating_sub(t0));
+                let (ended, frames) = recorded_end(dir);
+                assert!(frames >= 32, "only {frames} frames");
+                record.push(ended.saturating_sub(t0));
+            }
+            if let (true, Some(t1)) = (*mode == "crash_handler", t1) {
+                callback.push(t1.saturating_sub(t0));
             }
         }
     }
@@ -235,6 +253,18 @@ fn paired(dir: &Path, rounds: usize) {
         r as f64 / 1e3,
         p90(&record) as f64 / 1e3
     );
+    if !callback.is_empty() {
+        let c = median(&mut callback);
+        println!(
+            "  fault_to_frames/crash_handler  {:>8.1} / {:>8.1}",
+            c as f64 / 1e3,
+            p90(&callback) as f64 / 1e3
+        );
+        println!(
+            "  ratio fault_to_record crashguard / crash_handler's callback: {:.2}",
+            r as f64 / c as f64
+        );
+    }
     for (i, mode) in MODES.iter().enumerate().skip(1) {
         println!(
             "  ratio {mode} / bare: {:.2}",
@@ -258,9 +288,11 @@ fn main() {
     }
     let dir = std::env::temp_dir().join(format!("cg-bench-crash-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let mut c = Criterion::default().configure_from_args();
-    benches(&mut c, &dir);
-    c.final_summary();
+    if std::env::var_os("CRASHGUARD_BENCH_PAIRED_ONLY").is_none() {
+        let mut c = Criterion::default().configure_from_args();
+        benches(&mut c, &dir);
+        c.final_summary();
+    }
     let rounds = std::env::var("CRASHGUARD_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())

@@ -96,9 +96,16 @@ unsafe extern "C" fn record_on_crash_stack(job: *mut c_void) {
 /// of the alternate stack, where it would overwrite the interrupted handler's own frame.
 ///
 /// Async-signal-safe.
-fn record_switching_stacks(state: &Installed, job: *mut RecordJob<'_>) {
+fn record_switching_stacks(
+    state: &Installed,
+    interrupted: &libc::ucontext_t,
+    job: *mut RecordJob<'_>,
+) {
     let top = state.crash_stack_top;
-    let original = sys::altstack_current();
+    // The kernel saved the thread's alternate stack in the context it passed (`uc_stack`), which
+    // spares a `sigaltstack` query; an auto-disarming stack (`SS_AUTODISARM`, disabled while
+    // the handler runs) is asked for instead, as is a context the kernel did not pass.
+    let original = sys::altstack_from_context(interrupted).or_else(sys::altstack_current);
     let switched = top != 0 && original.is_some();
     if !switched {
         // SAFETY: `job` is live for the call.
@@ -226,7 +233,7 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
             crash: &crash,
             buffers: &mut scratch.buffers,
         };
-        record_switching_stacks(state, &mut job);
+        record_switching_stacks(state, &scratch.uc, &mut job);
     }
     record::emit(state, scratch.buffers.line.as_bytes());
 

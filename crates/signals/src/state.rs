@@ -46,6 +46,9 @@ pub unsafe trait EndEnricher: Sync + 'static {
 /// (about 10 KiB in a debug build), so that no alternate stack size limits them.
 pub(crate) const CRASH_STACK_BYTES: usize = 256 * 1024;
 
+/// The top of the recording stack backed with memory at install.
+pub(crate) const CRASH_STACK_PREFAULTED: usize = 64 * 1024;
+
 /// A disposition the fatal handlers replaced, decoded once at install into its typed form.
 #[derive(Clone, Copy)]
 pub(crate) enum Disposition {

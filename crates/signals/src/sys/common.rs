@@ -140,6 +140,20 @@ pub(crate) fn altstack_current() -> Option<(usize, usize)> {
     }
 }
 
+/// The alternate stack the kernel saved in a signal's context (`uc_stack`) as `(base, size)`,
+/// when it was enabled and not auto-disarming; `None` otherwise (ask [`altstack_current`]).
+///
+/// Async-signal-safe.
+pub(crate) fn altstack_from_context(uc: &libc::ucontext_t) -> Option<(usize, usize)> {
+    let stack = &uc.uc_stack;
+    let unusable = libc::SS_DISABLE | AUTODISARM;
+    (stack.ss_flags & unusable == 0 && stack.ss_size != 0 && !stack.ss_sp.is_null())
+        .then_some((stack.ss_sp as usize, stack.ss_size))
+}
+
+/// `SS_AUTODISARM` (Linux): the alternate stack is disabled while a handler runs on it.
+const AUTODISARM: c_int = 1 << 31;
+
 /// Makes `[base, base + size)` the calling thread's alternate signal stack.
 ///
 /// Async-signal-safe.
@@ -194,6 +208,20 @@ pub(crate) fn map_guarded(size: usize, guard: usize) -> io::Result<usize> {
         return Err(err);
     }
     Ok(base as usize)
+}
+
+/// Writes to every page of `[top - bytes, top)` of a private mapping so that the kernel backs
+/// them now, not at the first use by the crash handler (a page fault costs a microsecond or
+/// more in a virtual machine).
+pub(crate) fn prefault(top: usize, bytes: usize) {
+    let page = page_size();
+    let mut addr = top.saturating_sub(bytes);
+    while addr < top {
+        // SAFETY: the caller passes the top of a writable mapping of at least `bytes` bytes that
+        // nobody uses yet; a zero byte is stored where one already is.
+        unsafe { ptr::write_volatile(addr as *mut u8, 0) };
+        addr += page;
+    }
 }
 
 /// Unmaps a mapping created by [`map_guarded`].
