@@ -144,6 +144,72 @@ fn per_call(w: Writer, t: &'static Targets, threads: usize, calls: u64) -> f64 {
     each.iter().sum::<f64>() / each.len() as f64
 }
 
+/// Calls per chunk of the overlap measure.
+const CHUNK: u64 = 256;
+
+/// Progress (calls done) of one writer thread, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Progress(AtomicU64);
+
+/// The overlap measure: medians of per-chunk wall time per call, counting for two threads only
+/// the chunks during which the other thread finished one or two chunks of its own — moments when
+/// both really ran at once, which a machine shared with other jobs seldom gives a whole run.
+/// Returns (ns per call, share of chunks that overlapped).
+fn overlapped_per_call(w: Writer, t: &'static Targets, threads: usize, calls: u64) -> (f64, f64) {
+    let progress: &'static [Progress; 2] = Box::leak(Box::default());
+    let start = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|me| {
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                run(w, t, 1000);
+                start.wait();
+                let other = &progress[1 - me].0;
+                let mut kept = Vec::new();
+                let mut chunks = 0u64;
+                for done in (0..calls / CHUNK).map(|c| (c + 1) * CHUNK) {
+                    let before = other.load(Ordering::Relaxed);
+                    let t0 = monotonic_ns();
+                    run(w, t, CHUNK);
+                    let ns = monotonic_ns() - t0;
+                    let after = other.load(Ordering::Relaxed);
+                    progress[me].0.store(done, Ordering::Relaxed);
+                    chunks += 1;
+                    // One or two of the other's chunks ended during this one: both ran. More
+                    // means this thread was descheduled while the other ran.
+                    if threads == 1 || (CHUNK..=2 * CHUNK).contains(&(after - before)) {
+                        kept.push(ns as f64 / CHUNK as f64);
+                    }
+                }
+                (kept, chunks)
+            })
+        })
+        .collect();
+    let mut kept = Vec::new();
+    let mut chunks = 0;
+    for h in handles {
+        let (k, c) = h.join().expect("bench thread");
+        kept.extend(k);
+        chunks += c;
+    }
+    if kept.is_empty() {
+        return (f64::NAN, 0.0);
+    }
+    let share = kept.len() as f64 / chunks as f64;
+    (median(&mut kept), share)
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// CPU time of the calling thread: time spent descheduled (the machine is shared) does not
 /// count, cache misses and contention do.
 fn thread_cpu_ns() -> u64 {
@@ -156,7 +222,13 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The median of the numbers that are not NaN (a round with no overlapped chunk gives NaN);
+/// NaN when there are none.
 fn median(v: &mut [f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -190,10 +262,17 @@ fn main() {
         },
     }));
 
-    // `ONLY=crashguard` runs one writer (for a profiler).
+    // `ONLY=crashguard` runs one writer, `THREADS=1` or `THREADS=2` one thread count (for a
+    // profiler, or callgrind's instruction count per call on one thread and on two).
     let only = std::env::var("ONLY").ok();
+    let threads_only = std::env::var("THREADS")
+        .ok()
+        .and_then(|t| t.parse::<u32>().ok());
     let mut one = vec![Vec::new(); WRITERS.len()];
     let mut two = vec![Vec::new(); WRITERS.len()];
+    let mut lap_one = vec![Vec::new(); WRITERS.len()];
+    let mut lap_two = vec![Vec::new(); WRITERS.len()];
+    let mut lap_share = vec![Vec::new(); WRITERS.len()];
     for round in 0..rounds {
         for k in 0..WRITERS.len() {
             let i = (k + round) % WRITERS.len();
@@ -205,8 +284,16 @@ fn main() {
                 two[i].push(f64::NAN);
                 continue;
             }
-            one[i].push(per_call(WRITERS[i].0, targets, 1, calls));
-            two[i].push(per_call(WRITERS[i].0, targets, 2, calls));
+            if threads_only != Some(2) {
+                one[i].push(per_call(WRITERS[i].0, targets, 1, calls));
+                lap_one[i].push(overlapped_per_call(WRITERS[i].0, targets, 1, calls).0);
+            }
+            if threads_only != Some(1) {
+                two[i].push(per_call(WRITERS[i].0, targets, 2, calls));
+                let (ns, share) = overlapped_per_call(WRITERS[i].0, targets, 2, calls);
+                lap_two[i].push(ns);
+                lap_share[i].push(share);
+            }
         }
     }
     let base = median(&mut one[0].clone());
@@ -223,6 +310,29 @@ fn main() {
             b / a,
             a / base
         );
+    }
+    println!();
+    println!(
+        "overlap measure: per-chunk ({CHUNK} calls) wall time, medians; two threads count only chunks the other thread overlapped"
+    );
+    println!(
+        "| writer | 1 thread (ns/call) | 2 threads, overlapped chunks (ns/call) | 2 / 1 | chunks overlapped |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for (i, (_, name)) in WRITERS.iter().enumerate() {
+        let a = median(&mut lap_one[i]);
+        let b = median(&mut lap_two[i]);
+        // The mean share over rounds: how much of the two-thread time the median is drawn from.
+        let share = lap_share[i].iter().sum::<f64>() / lap_share[i].len().max(1) as f64;
+        if b.is_nan() {
+            println!("| {name} | {a:.1} | no overlapped chunk | — | 0 % |");
+        } else {
+            println!(
+                "| {name} | {a:.1} | {b:.1} | {:.2}x | {:.0} % |",
+                b / a,
+                share * 100.0
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
