@@ -315,7 +315,7 @@ mod tests {
         let parse = Error::Parse {
             path: "/proc/self/statm".into(),
             source: ParseError {
-                format: "statm",
+                format: crate::kernel::Format::Statm,
                 detail: "empty file".into(),
             },
         };

@@ -3,7 +3,7 @@
 //! was generated.
 
 use crashguard_budget::kernel::{
-    CgroupMount, CgroupVersion, Limit, V1_UNLIMITED_THRESHOLD, cgroup_dir, parse_decimal,
+    CgroupMount, CgroupVersion, Format, Limit, V1_UNLIMITED_THRESHOLD, cgroup_dir, parse_decimal,
     parse_keyed, parse_loadavg_tasks, parse_meminfo_total, parse_mountinfo, parse_pressure,
     parse_proc_cgroup, parse_statm, parse_status, parse_status_threads, parse_u64, parse_v1_limit,
     parse_v2_limit,
@@ -22,13 +22,13 @@ use proptest::prelude::*;
 proptest! {
     #[test]
     fn arbitrary_text_never_panics(s in any::<String>()) {
-        let _ = parse_u64("x", &s);
+        let _ = parse_u64(Format::Count, &s);
         let _ = parse_v1_limit(&s);
         let _ = parse_v2_limit(&s);
         let _ = parse_statm(&s);
         let _ = parse_status_threads(&s);
         let _ = parse_meminfo_total(&s);
-        let _ = parse_keyed("x", &s, "oom_kill");
+        let _ = parse_keyed(Format::MemoryEvents, &s, "oom_kill");
         let _ = parse_pressure(&s);
         let _ = parse_proc_cgroup(&s);
         let _ = parse_mountinfo(&s);
@@ -47,7 +47,7 @@ proptest! {
         let _ = parse_proc_cgroup(&text);
         let _ = parse_mountinfo(&text);
         let _ = parse_v2_limit(&text);
-        let _ = parse_u64("x", &text);
+        let _ = parse_u64(Format::Count, &text);
         let _ = parse_loadavg_tasks(&text);
     }
 
@@ -55,7 +55,7 @@ proptest! {
     fn file_like_text_never_panics(s in "([a-z0-9_:=./\\\\ -]{0,12}[ \n]){0,12}") {
         let _ = parse_statm(&s);
         let _ = parse_meminfo_total(&s);
-        let _ = parse_keyed("x", &s, "oom_kill");
+        let _ = parse_keyed(Format::MemoryEvents, &s, "oom_kill");
         let _ = parse_pressure(&s);
         let _ = parse_proc_cgroup(&s);
         let _ = parse_mountinfo(&s);
@@ -70,7 +70,7 @@ proptest! {
     #[test]
     fn integers_round_trip(n in any::<u64>(), ws in "[ \t\n]{0,3}") {
         prop_assert_eq!(parse_decimal(&n.to_string()), Some(n));
-        prop_assert_eq!(parse_u64("x", &format!("{ws}{n}{ws}")), Ok(n));
+        prop_assert_eq!(parse_u64(Format::Count, &format!("{ws}{n}{ws}")), Ok(n));
         prop_assert_eq!(parse_v2_limit(&format!("{n}\n")), Ok(Limit::Value(n)));
         let v1 = if n >= V1_UNLIMITED_THRESHOLD { Limit::Unlimited } else { Limit::Value(n) };
         prop_assert_eq!(parse_v1_limit(&format!("{n}\n")), Ok(v1));
@@ -101,8 +101,8 @@ proptest! {
             .map(|(k, n)| format!("{k} {n}\n"))
             .collect();
         text.push_str(&format!("oom_kill {v}\n"));
-        prop_assert_eq!(parse_keyed("x", &text, "oom_kill"), Ok(Some(v)));
-        prop_assert_eq!(parse_keyed("x", &text, "no_such_key"), Ok(None));
+        prop_assert_eq!(parse_keyed(Format::MemoryEvents, &text, "oom_kill"), Ok(Some(v)));
+        prop_assert_eq!(parse_keyed(Format::MemoryEvents, &text, "no_such_key"), Ok(None));
     }
 
     #[test]
@@ -172,11 +172,11 @@ fn limits_accept_max_and_the_v1_sentinels() {
 
 #[test]
 fn keyed_rejects_a_key_without_a_number() {
-    assert!(parse_keyed("memory.events", "oom_kill\n", "oom_kill").is_err());
-    assert!(parse_keyed("memory.events", "oom_kill many\n", "oom_kill").is_err());
+    assert!(parse_keyed(Format::MemoryEvents, "oom_kill\n", "oom_kill").is_err());
+    assert!(parse_keyed(Format::MemoryEvents, "oom_kill many\n", "oom_kill").is_err());
     // A key that merely starts like the wanted one is a different key.
     assert_eq!(
-        parse_keyed("memory.events", "oom_kill_disable 1\n", "oom_kill"),
+        parse_keyed(Format::MemoryEvents, "oom_kill_disable 1\n", "oom_kill"),
         Ok(None)
     );
 }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file;
-use super::parse::{ParseError, clip, parse_decimal};
+use super::parse::{Format, ParseError, clip, parse_decimal};
 use super::roots::Roots;
 use crate::error::Result;
 
@@ -61,7 +61,7 @@ impl CgroupLine {
 ///
 /// The path may itself contain `:`, so only the first two colons split.
 pub fn parse_proc_cgroup(text: &str) -> std::result::Result<Vec<CgroupLine>, ParseError> {
-    const F: &str = "proc cgroup";
+    const F: Format = Format::ProcCgroup;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let mut parts = line.splitn(3, ':');
@@ -142,7 +142,7 @@ fn unescape_octal(s: &str) -> Option<String> {
 /// Each line is `id parent major:minor root mount-point options [optional...] - fstype source
 /// super-options`; the optional fields end at a lone `-`.
 pub fn parse_mountinfo(text: &str) -> std::result::Result<Vec<CgroupMount>, ParseError> {
-    const F: &str = "mountinfo";
+    const F: Format = Format::Mountinfo;
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         // Walked without collecting: install parses this file, and most lines are not cgroups.

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use super::parse::ParseError;
+use super::parse::{Format, ParseError};
 use crate::error::{Error, IoOp, Result};
 use crate::sys::memory as sys;
 
@@ -20,7 +20,7 @@ pub fn read(path: &Path, buf: &mut String) -> Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotFound || sys::is_unsupported(&e) => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Parse {
             path: path.to_owned(),
-            source: ParseError::new("text", "not valid utf-8"),
+            source: ParseError::new(Format::Text, "not valid utf-8"),
         }),
         Err(source) => Err(Error::io(IoOp::Read, path, source)),
     }

@@ -19,8 +19,8 @@ pub use cgroup::{
 };
 pub use file::{read, read_lenient, read_parsed};
 pub use parse::{
-    Limit, ParseError, Pressure, Statm, Status, V1_UNLIMITED_THRESHOLD, parse_decimal, parse_keyed,
-    parse_loadavg_tasks, parse_meminfo_total, parse_pressure, parse_statm, parse_status,
-    parse_status_threads, parse_u64, parse_v1_limit, parse_v2_limit,
+    Format, Limit, ParseError, Pressure, Statm, Status, V1_UNLIMITED_THRESHOLD, parse_decimal,
+    parse_keyed, parse_loadavg_tasks, parse_meminfo_total, parse_pressure, parse_statm,
+    parse_status, parse_status_threads, parse_u64, parse_v1_limit, parse_v2_limit,
 };
 pub use roots::Roots;

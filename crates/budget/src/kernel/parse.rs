@@ -11,14 +11,80 @@ use std::fmt;
 /// A file's contents did not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
-    /// The format being parsed, e.g. `"statm"`.
-    pub format: &'static str,
-    /// What was wrong, lowercase, without a trailing period.
+    /// The format being parsed.
+    pub format: Format,
+    /// What was wrong, lowercase, without a trailing period (it may quote the start of the
+    /// offending text, so it is free text).
     pub detail: String,
 }
 
+/// The kinds of file the budgets parse: what a [`ParseError`] was reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// Any text file (the error is that it is not UTF-8).
+    Text,
+    /// `/proc/self/cgroup`.
+    ProcCgroup,
+    /// `/proc/self/mountinfo`.
+    Mountinfo,
+    /// A cgroup v2 limit (`memory.max`, `memory.high`, `pids.max`) or a v1 `pids.max`.
+    CgroupV2Limit,
+    /// A cgroup v1 memory limit (`memory.limit_in_bytes`).
+    CgroupV1Limit,
+    /// `/proc/self/statm`.
+    Statm,
+    /// `/proc/self/status`.
+    Status,
+    /// `/proc/meminfo`.
+    Meminfo,
+    /// `/proc/loadavg`.
+    Loadavg,
+    /// A pressure-stall file (`memory.pressure`, `/proc/pressure/memory`).
+    Pressure,
+    /// A file holding one count (`pids.current`, `threads-max`, `pid_max`).
+    Count,
+    /// A cgroup's memory usage (`memory.current`, `memory.usage_in_bytes`).
+    MemoryUsage,
+    /// A cgroup's `memory.stat`.
+    MemoryStat,
+    /// A cgroup v2 `memory.events`.
+    MemoryEvents,
+    /// A cgroup v1 `memory.oom_control`.
+    MemoryOomControl,
+}
+
+impl Format {
+    /// Its name in messages: `"statm"`, `"cgroup v2 limit"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::ProcCgroup => "proc cgroup",
+            Format::Mountinfo => "mountinfo",
+            Format::CgroupV2Limit => "cgroup v2 limit",
+            Format::CgroupV1Limit => "cgroup v1 limit",
+            Format::Statm => "statm",
+            Format::Status => "status",
+            Format::Meminfo => "meminfo",
+            Format::Loadavg => "loadavg",
+            Format::Pressure => "pressure",
+            Format::Count => "count",
+            Format::MemoryUsage => "cgroup memory usage",
+            Format::MemoryStat => "memory.stat",
+            Format::MemoryEvents => "memory.events",
+            Format::MemoryOomControl => "memory.oom_control",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl ParseError {
-    pub(crate) fn new(format: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(format: Format, detail: impl Into<String>) -> Self {
         ParseError {
             format,
             detail: detail.into(),
@@ -87,7 +153,7 @@ pub fn parse_decimal(token: &str) -> Option<u64> {
     Some(n)
 }
 
-fn number(format: &'static str, token: &str) -> Result<u64, ParseError> {
+fn number(format: Format, token: &str) -> Result<u64, ParseError> {
     parse_decimal(token).ok_or_else(|| {
         ParseError::new(
             format,
@@ -96,7 +162,7 @@ fn number(format: &'static str, token: &str) -> Result<u64, ParseError> {
     })
 }
 
-fn single_token<'a>(format: &'static str, text: &'a str) -> Result<&'a str, ParseError> {
+fn single_token(format: Format, text: &str) -> Result<&str, ParseError> {
     let mut tokens = text.split_ascii_whitespace();
     match (tokens.next(), tokens.next()) {
         (Some(t), None) => Ok(t),
@@ -116,14 +182,14 @@ pub(crate) fn clip(s: &str) -> &str {
 
 /// Parses a file holding one unsigned integer (`memory.current`, `pids.current`,
 /// `threads-max`).
-pub fn parse_u64(format: &'static str, text: &str) -> Result<u64, ParseError> {
+pub fn parse_u64(format: Format, text: &str) -> Result<u64, ParseError> {
     number(format, single_token(format, text)?)
 }
 
 /// Parses a cgroup v2 limit (`memory.max`, `memory.high`, `pids.max`) or a v1 `pids.max`:
 /// `max` or a number.
 pub fn parse_v2_limit(text: &str) -> Result<Limit, ParseError> {
-    const F: &str = "cgroup v2 limit";
+    const F: Format = Format::CgroupV2Limit;
     match single_token(F, text)? {
         "max" => Ok(Limit::Unlimited),
         t => number(F, t).map(Limit::Value),
@@ -134,7 +200,7 @@ pub fn parse_v2_limit(text: &str) -> Result<Limit, ParseError> {
 ///
 /// A negative value (`-1`, which some tools write to mean "unset") also reads as unlimited.
 pub fn parse_v1_limit(text: &str) -> Result<Limit, ParseError> {
-    const F: &str = "cgroup v1 limit";
+    const F: Format = Format::CgroupV1Limit;
     let token = single_token(F, text)?;
     if token == "-1" {
         return Ok(Limit::Unlimited);
@@ -158,7 +224,7 @@ pub struct Statm {
 
 /// Parses `/proc/<pid>/statm`: seven integers; the first two are size and resident pages.
 pub fn parse_statm(text: &str) -> Result<Statm, ParseError> {
-    const F: &str = "statm";
+    const F: Format = Format::Statm;
     let mut tokens = text.split_ascii_whitespace();
     let size = tokens
         .next()
@@ -214,7 +280,7 @@ pub fn parse_status(text: &str) -> Status {
 /// Parses only the `Threads:` line of `/proc/<pid>/status` (the samplers' hot path): the
 /// process's thread count, threads created outside crashguard included.
 pub fn parse_status_threads(text: &str) -> Result<u64, ParseError> {
-    const F: &str = "status";
+    const F: Format = Format::Status;
     let value = text
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
@@ -224,7 +290,7 @@ pub fn parse_status_threads(text: &str) -> Result<u64, ParseError> {
 
 /// Parses `MemTotal` out of `/proc/meminfo`, in bytes.
 pub fn parse_meminfo_total(text: &str) -> Result<u64, ParseError> {
-    const F: &str = "meminfo";
+    const F: Format = Format::Meminfo;
     let line = text
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -248,7 +314,7 @@ pub fn parse_meminfo_total(text: &str) -> Result<u64, ParseError> {
 /// The number of scheduling entities (threads) on the host: the part after `/` in the fourth
 /// field of `/proc/loadavg` (`0.05 0.13 0.06 1/83 5054`).
 pub fn parse_loadavg_tasks(text: &str) -> Result<u64, ParseError> {
-    const F: &str = "loadavg";
+    const F: Format = Format::Loadavg;
     let field = text
         .split_ascii_whitespace()
         .nth(3)
@@ -262,7 +328,7 @@ pub fn parse_loadavg_tasks(text: &str) -> Result<u64, ParseError> {
 /// Finds `key`'s value in a flat-keyed file of `key value` lines (`memory.events`,
 /// `memory.stat`, v1 `memory.oom_control`). `Ok(None)` when the key is absent (older kernels);
 /// an error when the key is present with a value that is not an integer.
-pub fn parse_keyed(format: &'static str, text: &str, key: &str) -> Result<Option<u64>, ParseError> {
+pub fn parse_keyed(format: Format, text: &str, key: &str) -> Result<Option<u64>, ParseError> {
     for line in text.lines() {
         let mut tokens = line.split_ascii_whitespace();
         if tokens.next() == Some(key) {
@@ -286,7 +352,7 @@ pub struct Pressure {
 
 /// Parses a PSI file: `some avg10=.. avg60=.. avg300=.. total=..` and optionally a `full` line.
 pub fn parse_pressure(text: &str) -> Result<Pressure, ParseError> {
-    const F: &str = "pressure";
+    const F: Format = Format::Pressure;
     let mut some = None;
     let mut full = None;
     for line in text.lines() {
@@ -348,7 +414,7 @@ mod tests {
         );
         assert_eq!(parse_v1_limit("-1"), Ok(Limit::Unlimited));
         assert!(parse_v2_limit("-1").is_err());
-        assert_eq!(parse_u64("x", " 193102\n"), Ok(193_102));
+        assert_eq!(parse_u64(Format::Count, " 193102\n"), Ok(193_102));
         assert_eq!(parse_decimal("18446744073709551616"), None);
         assert_eq!(parse_decimal("+5"), None);
         assert_eq!(parse_loadavg_tasks("0.05 0.13 0.06 1/83 5054\n"), Ok(83));

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use super::accounting;
 use crate::error::{Error, Result};
-use crate::kernel::{self as parse, CgroupVersion, Limit, Pressure, Roots, read, read_parsed};
+use crate::kernel::{
+    self as parse, CgroupVersion, Format, Limit, Pressure, Roots, read, read_parsed,
+};
 
 /// Where the process's memory cgroup lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +206,7 @@ impl CgroupFiles {
     fn sample(&self, version: CgroupVersion, buf: &mut String) -> Result<CgroupSample> {
         let v2 = version == CgroupVersion::V2;
         let current_bytes = read_parsed(&self.current, buf, |t| {
-            parse::parse_u64("cgroup memory usage", t)
+            parse::parse_u64(Format::MemoryUsage, t)
         })?;
         let stat_key = if v2 {
             "inactive_file"
@@ -212,7 +214,7 @@ impl CgroupFiles {
             "total_inactive_file"
         };
         let inactive_file_bytes = read_parsed(&self.stat, buf, |t| {
-            parse::parse_keyed("memory.stat", t, stat_key)
+            parse::parse_keyed(Format::MemoryStat, t, stat_key)
         })?
         .flatten();
         let mut limit = Limit::Unlimited;
@@ -237,9 +239,9 @@ impl CgroupFiles {
             let events = |key| {
                 parse::parse_keyed(
                     if v2 {
-                        "memory.events"
+                        Format::MemoryEvents
                     } else {
-                        "memory.oom_control"
+                        Format::MemoryOomControl
                     },
                     buf,
                     key,

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::procs::ProcessTable;
-use crate::kernel::{self, CgroupVersion, Roots};
+use crate::kernel::{self, CgroupVersion, Format, Roots};
 use crate::sys::thread::{self as sys, Resource};
 
 /// Which limit a [`Limit`] describes.
@@ -328,7 +328,7 @@ fn closeness(a: &Limit, b: &Limit) -> std::cmp::Ordering {
 }
 
 fn read_u64(path: PathBuf) -> Option<u64> {
-    kernel::read_lenient(&path, |t| kernel::parse_u64("count", t))
+    kernel::read_lenient(&path, |t| kernel::parse_u64(Format::Count, t))
 }
 
 /// A finite limit from a `max`-style file; `None` when unlimited or unreadable.
