@@ -14,7 +14,7 @@ use crate::names::{code_is_sent, code_name, signal_name};
 use crate::outcome::Outcome;
 use crate::report::*;
 use crate::shutdown_kinds::{HookStatus, ShutdownTrigger};
-use crate::time::format_rfc3339_ns;
+use crate::time::Timestamp;
 
 /// Why bytes are not a readable black box.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,7 +222,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
         schema_version: SCHEMA_VERSION,
         app: text(&session.app, session.app_len),
         pid: session.pid,
-        started_at: format_rfc3339_ns(session.started_at_ns),
+        started_at: Timestamp::from_unix_nanos(session.started_at_ns),
         ended_at: None,
         outcome: Outcome::KilledWithoutWarning,
         signature: String::new(),
@@ -273,7 +273,7 @@ pub fn decode(bytes: &[u8]) -> Result<Report, DecodeError> {
                 amended(record.amended).unwrap_or((end.outcome, end.exit_code));
             report.outcome = outcome_of(outcome);
             report.exit_code = (exit_code != EXIT_CODE_UNKNOWN).then_some(exit_code);
-            report.ended_at = Some(format_rfc3339_ns(end.ended_at_ns));
+            report.ended_at = Some(Timestamp::from_unix_nanos(end.ended_at_ns));
             report.stack_overflow = end.stack_overflow != 0;
             if end.tid != 0 {
                 report.thread = Some(thread_info(&record.thread_names, end.tid, &end.thread_name));
@@ -429,7 +429,7 @@ fn decode_heartbeat(h: &Heartbeat) -> Option<Resources> {
         oom_kill_count: opt(h.oom_kill_count),
         memory_budget: opt(h.memory_budget),
         thread_budget: opt(h.thread_budget),
-        sampled_at: format_rfc3339_ns(h.sampled_at_ns),
+        sampled_at: Timestamp::from_unix_nanos(h.sampled_at_ns),
     })
 }
 
@@ -440,7 +440,7 @@ fn decode_alloc(a: &AllocFailure) -> Option<AllocationInfo> {
         live_bytes: a.live_bytes,
         budget_bytes: opt(a.budget_bytes),
         tid: a.tid,
-        at: format_rfc3339_ns(a.at_ns),
+        at: Timestamp::from_unix_nanos(a.at_ns),
     })
 }
 
@@ -484,7 +484,7 @@ fn decode_shutdown(s: &ShutdownRecord) -> Option<ShutdownInfo> {
             info.sender_pid = info.sender_pid.filter(|&pid| pid != 0);
             info
         }),
-        requested_at: format_rfc3339_ns(s.requested_at_ns),
+        requested_at: Timestamp::from_unix_nanos(s.requested_at_ns),
         grace_ms: s.grace_ms,
         hooks,
     })
@@ -515,7 +515,7 @@ fn decode_breadcrumbs(bytes: &[u8], header: &Header) -> Vec<BreadcrumbInfo> {
             continue;
         }
         let info = BreadcrumbInfo {
-            at: format_rfc3339_ns(b.at_ns),
+            at: Timestamp::from_unix_nanos(b.at_ns),
             thread: b.tid,
             message: text(&b.text, b.len),
         };

@@ -142,4 +142,6 @@ pub use store::{
     sort_newest_first, write_report,
 };
 #[cfg(unix)]
+pub use time::Timestamp;
+#[cfg(unix)]
 pub use writer::{BlackBox, EndWriter, active, set_end_wait_limit};

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
 use crate::shutdown_kinds::{HookStatus, ShutdownTrigger};
+use crate::time::Timestamp;
 
 /// The schema version this crate writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -82,8 +83,8 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct BreadcrumbInfo {
-    /// RFC 3339 UTC time.
-    pub at: String,
+    /// When (RFC 3339 UTC text in the JSON, to the millisecond).
+    pub at: Timestamp,
     /// Kernel thread id of the writer.
     pub thread: u32,
     /// The message.
@@ -110,8 +111,8 @@ pub struct Resources {
     pub memory_budget: Option<u64>,
     /// The thread budget in force.
     pub thread_budget: Option<u64>,
-    /// RFC 3339 UTC time of the sample.
-    pub sampled_at: String,
+    /// When the sample was taken (RFC 3339 UTC text in the JSON).
+    pub sampled_at: Timestamp,
 }
 
 /// The allocation that the memory budget refused (or that the allocator failed).
@@ -128,8 +129,8 @@ pub struct AllocationInfo {
     pub budget_bytes: Option<u64>,
     /// The requesting thread.
     pub tid: u32,
-    /// RFC 3339 UTC time.
-    pub at: String,
+    /// When (RFC 3339 UTC text in the JSON, to the millisecond).
+    pub at: Timestamp,
 }
 
 /// One shutdown hook's fate.
@@ -152,8 +153,8 @@ pub struct ShutdownInfo {
     pub reason: ShutdownTrigger,
     /// The termination signal, when a signal asked.
     pub signal: Option<SignalInfo>,
-    /// RFC 3339 UTC time of the request.
-    pub requested_at: String,
+    /// When the shutdown was requested (RFC 3339 UTC text in the JSON).
+    pub requested_at: Timestamp,
     /// The grace period, in milliseconds.
     pub grace_ms: u64,
     /// Hooks in registration order.
@@ -260,10 +261,10 @@ pub struct Report {
     pub app: String,
     /// Process id of the run.
     pub pid: u32,
-    /// RFC 3339 UTC start time.
-    pub started_at: String,
-    /// RFC 3339 UTC end time, when the end was recorded.
-    pub ended_at: Option<String>,
+    /// When the run started (RFC 3339 UTC text in the JSON).
+    pub started_at: Timestamp,
+    /// When the run ended, when the end was recorded (RFC 3339 UTC text in the JSON).
+    pub ended_at: Option<Timestamp>,
     /// How the run ended.
     pub outcome: Outcome,
     /// The crash signature: a grouping key computed without symbols (see [`crate::signature`]).
@@ -314,9 +315,7 @@ pub struct Report {
 impl Report {
     /// Seconds the run lasted, when both ends are known.
     pub fn uptime_secs(&self) -> Option<f64> {
-        let start = crate::time::parse_rfc3339_ns(&self.started_at)?;
-        let end = crate::time::parse_rfc3339_ns(self.ended_at.as_deref()?)?;
-        Some(end.saturating_sub(start) as f64 / 1e9)
+        Some(self.ended_at?.seconds_since(self.started_at).max(0.0))
     }
 
     /// Computes [`Report::signature`] when it is empty (a report stored before signatures

@@ -159,7 +159,7 @@ mod tests {
         // Another pid, time, address, breadcrumbs or library frame: the same bug.
         let mut same = r.clone();
         same.pid += 1;
-        same.started_at = "2030-01-01T00:00:00.000Z".into();
+        same.started_at = "2030-01-01T00:00:00.000Z".parse().unwrap();
         same.backtrace[0] = frame("/lib/libc.so.6", "dd", "0x42");
         same.breadcrumbs.clear();
         assert_eq!(signature(&same), sig);

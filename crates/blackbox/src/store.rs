@@ -100,19 +100,15 @@ impl ReportDir {
         retention: Retention,
     ) -> Result<PathBuf, Error> {
         crate::validate_app(app)?;
+        // `20261121T000000123Z` for 2026-11-21T00:00:00.123Z: the time, in characters that are
+        // safe in a file name.
         let stamp: String = report
             .ended_at
-            .as_deref()
-            .unwrap_or(&report.started_at)
+            .unwrap_or(report.started_at)
+            .to_string()
             .chars()
             .filter(char::is_ascii_alphanumeric)
-            .take(40)
             .collect();
-        let stamp = if stamp.is_empty() {
-            crate::assafe::now_realtime_ns().to_string()
-        } else {
-            stamp
-        };
         let name = format!("{app}-{stamp}-{}.json", report.pid);
         let mut json = report.to_json_pretty();
         json.push('\n');

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use crashguard_blackbox::{Outcome, Report, escape_control, signal_name};
+use crashguard_blackbox::{Outcome, Report, Timestamp, escape_control, signal_name};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -131,7 +131,7 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
         black_boxes.push(entry);
     }
     // A vanished process's box is newer than any report its slot stored before.
-    uncollected.sort_by(|a, b| last_seen_of(b).cmp(last_seen_of(a)));
+    uncollected.sort_by_key(|e| std::cmp::Reverse(last_seen_of(e)));
     uncollected.extend(reports);
     let reports = uncollected;
     Ok(Listing {
@@ -142,19 +142,19 @@ pub fn listing(dir: &Path) -> Result<Listing, Error> {
     })
 }
 
-fn last_seen_of(e: &Entry) -> &str {
-    e.report.as_ref().map(last_seen).unwrap_or("")
+fn last_seen_of(e: &Entry) -> Option<Timestamp> {
+    e.report.as_ref().map(last_seen)
 }
 
 /// The last sign of life of a run: its end, else its last breadcrumb or heartbeat, else its
-/// start (RFC 3339 strings of one format compare in time order).
-pub fn last_seen(r: &Report) -> &str {
-    if let Some(end) = r.ended_at.as_deref() {
+/// start.
+pub fn last_seen(r: &Report) -> Timestamp {
+    if let Some(end) = r.ended_at {
         return end;
     }
-    let crumb = r.breadcrumbs.last().map(|b| b.at.as_str());
-    let beat = r.resources.as_ref().map(|x| x.sampled_at.as_str());
-    crumb.into_iter().chain(beat).max().unwrap_or(&r.started_at)
+    let crumb = r.breadcrumbs.last().map(|b| b.at);
+    let beat = r.resources.as_ref().map(|x| x.sampled_at);
+    crumb.into_iter().chain(beat).max().unwrap_or(r.started_at)
 }
 
 fn box_entry(path: &Path) -> (BoxEntry, Option<Report>) {
@@ -252,7 +252,7 @@ pub fn render(l: &Listing) -> String {
         let escaped = e.report.as_ref().map(crashguard_blackbox::escape_report);
         rows.push(match (&escaped, &e.error) {
             (Some(r), _) => [
-                short_time(last_seen(r)),
+                short_time(&last_seen(r).to_string()),
                 r.app.clone(),
                 r.pid.to_string(),
                 if e.uncollected {
@@ -409,15 +409,15 @@ pub fn group(l: &Listing) -> Grouped {
         match groups.iter_mut().find(|g| g.signature == r.signature) {
             Some(g) => {
                 g.count += 1;
-                g.first_seen = last_seen(r).to_owned();
+                g.first_seen = last_seen(r).to_string();
             }
             None => groups.push(Group {
                 signature: r.signature.clone(),
                 count: 1,
                 app: r.app.clone(),
                 outcome: r.outcome.as_str().to_owned(),
-                first_seen: last_seen(r).to_owned(),
-                last_seen: last_seen(r).to_owned(),
+                first_seen: last_seen(r).to_string(),
+                last_seen: last_seen(r).to_string(),
                 newest: e.path.clone(),
                 summary: summary(r),
             }),

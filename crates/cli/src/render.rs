@@ -4,11 +4,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crashguard_blackbox::explain::explain;
-use crashguard_blackbox::{Outcome, Report, Resources, SignalInfo};
+use crashguard_blackbox::{Outcome, Report, Resources, SignalInfo, Timestamp};
 
 use crate::backtrace::{Resolved, ResolvedFrame};
 use crate::input::{BoxInfo, BoxState, pid_alive};
-use crate::units::{bytes, duration, humanize_byte_counts, percent, seconds_between};
+use crate::units::{bytes, duration, humanize_byte_counts, percent};
 
 /// Breadcrumbs shown in the text view; `--json` has them all.
 const SHOWN_BREADCRUMBS: usize = 32;
@@ -23,26 +23,25 @@ pub fn report(path: &Path, report: &Report, blackbox: Option<&BoxInfo>, bt: &Res
 
 /// The moment the other times are shown relative to: the end, else the last sign of life.
 #[derive(Clone, Copy)]
-struct Reference<'a> {
-    at: Option<&'a str>,
+struct Reference {
+    at: Option<Timestamp>,
     label: &'static str,
 }
 
-fn reference_time(r: &Report) -> Reference<'_> {
-    match r.ended_at.as_deref() {
+fn reference_time(r: &Report) -> Reference {
+    match r.ended_at {
         Some(at) => Reference {
             at: Some(at),
             label: "the end",
         },
         None => Reference {
-            // The later of the last breadcrumb and the last heartbeat (RFC 3339 strings of one
-            // format compare in time order).
+            // The later of the last breadcrumb and the last heartbeat.
             at: r
                 .breadcrumbs
                 .last()
-                .map(|b| b.at.as_str())
+                .map(|b| b.at)
                 .into_iter()
-                .chain(r.resources.as_ref().map(|x| x.sampled_at.as_str()))
+                .chain(r.resources.as_ref().map(|x| x.sampled_at))
                 .max(),
             label: "the last sign of life",
         },
@@ -50,20 +49,20 @@ fn reference_time(r: &Report) -> Reference<'_> {
 }
 
 /// A signed offset from the reference: `-1.2 s`.
-fn relative(at: &str, reference: Reference<'_>) -> String {
-    match reference.at.and_then(|r| seconds_between(r, at)) {
+fn relative(at: Timestamp, reference: Reference) -> String {
+    match reference.at.map(|r| at.seconds_since(r)) {
         Some(s) => duration(s),
-        None => at.to_owned(),
+        None => at.to_string(),
     }
 }
 
 /// The same offset in words: `1.2 s before the end`.
-fn when(at: &str, reference: Reference<'_>) -> String {
-    match reference.at.and_then(|r| seconds_between(r, at)) {
+fn when(at: Timestamp, reference: Reference) -> String {
+    match reference.at.map(|r| at.seconds_since(r)) {
         Some(s) if s < 0.0 => format!("{} before {}", duration(-s), reference.label),
         Some(s) if s > 0.0 => format!("{} after {}", duration(s), reference.label),
         Some(_) => format!("at {}", reference.label),
-        None => at.to_owned(),
+        None => at.to_string(),
     }
 }
 
@@ -175,7 +174,7 @@ fn write_report(
             .unwrap_or_default();
         field(out, "executable", &format!("{exe}{id}"))?;
     }
-    field(out, "started", &r.started_at)?;
+    field(out, "started", &r.started_at.to_string())?;
     if let Some(end) = &r.ended_at {
         let up = r
             .uptime_secs()
@@ -251,7 +250,7 @@ fn write_report(
     Ok(())
 }
 
-fn write_allocation(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
+fn write_allocation(out: &mut String, r: &Report, reference: Reference) -> std::fmt::Result {
     let Some(a) = &r.allocation else {
         return Ok(());
     };
@@ -263,7 +262,7 @@ fn write_allocation(out: &mut String, r: &Report, reference: Reference<'_>) -> s
     writeln!(
         out,
         "allocation refused {}: {} (align {}) with {} live, {budget}, thread {}",
-        when(&a.at, reference),
+        when(a.at, reference),
         bytes(a.request_bytes),
         a.align,
         bytes(a.live_bytes),
@@ -286,16 +285,12 @@ fn used_of(used: Option<u64>, limit: Option<u64>) -> Option<String> {
     })
 }
 
-fn write_resources(
-    out: &mut String,
-    res: &Resources,
-    reference: Reference<'_>,
-) -> std::fmt::Result {
+fn write_resources(out: &mut String, res: &Resources, reference: Reference) -> std::fmt::Result {
     writeln!(out)?;
     writeln!(
         out,
         "resources at the last heartbeat ({}):",
-        when(&res.sampled_at, reference)
+        when(res.sampled_at, reference)
     )?;
     let line = |out: &mut String, name: &str, value: Option<String>| match value {
         Some(v) => writeln!(out, "  {name:<15}{v}"),
@@ -326,7 +321,7 @@ fn write_resources(
     )
 }
 
-fn write_shutdown(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
+fn write_shutdown(out: &mut String, r: &Report, reference: Reference) -> std::fmt::Result {
     let Some(s) = &r.shutdown else { return Ok(()) };
     writeln!(out)?;
     let by = s
@@ -337,7 +332,7 @@ fn write_shutdown(out: &mut String, r: &Report, reference: Reference<'_>) -> std
     writeln!(
         out,
         "shutdown requested {}: reason {}{by}, grace period {}",
-        when(&s.requested_at, reference),
+        when(s.requested_at, reference),
         s.reason,
         duration(s.grace_ms as f64 / 1e3)
     )?;
@@ -434,7 +429,7 @@ fn write_backtrace(out: &mut String, bt: &Resolved) -> std::fmt::Result {
     Ok(())
 }
 
-fn write_breadcrumbs(out: &mut String, r: &Report, reference: Reference<'_>) -> std::fmt::Result {
+fn write_breadcrumbs(out: &mut String, r: &Report, reference: Reference) -> std::fmt::Result {
     if r.breadcrumbs.is_empty() {
         return Ok(());
     }
@@ -452,7 +447,7 @@ fn write_breadcrumbs(out: &mut String, r: &Report, reference: Reference<'_>) -> 
         writeln!(
             out,
             "  {:>12}  [tid {}]  {}",
-            relative(&b.at, reference),
+            relative(b.at, reference),
             b.thread,
             b.message
         )?;

@@ -172,7 +172,7 @@ pub mod report {
     pub use crashguard_blackbox::{
         AllocationInfo, BreadcrumbInfo, CensusGroup, CrashContext, Frame, HookInfo, HookStatus,
         ModuleInfo, PanicInfo, Resources, ShutdownInfo, ShutdownTrigger, SignalInfo, StackMemory,
-        ThreadCensus, ThreadInfo,
+        ThreadCensus, ThreadInfo, Timestamp,
     };
 }
 

@@ -303,7 +303,7 @@ fn store_isolated(s: &Armed, number: u64) {
     report.outcome = Outcome::Panic;
     report.exit_code = None;
     report.verdict = None;
-    report.ended_at = Some(crashguard_blackbox::time::format_rfc3339_ns(
+    report.ended_at = Some(crashguard_blackbox::Timestamp::from_unix_nanos(
         assafe::now_realtime_ns(),
     ));
     report.thread = report.panic.as_ref().and_then(|p| p.thread.clone());

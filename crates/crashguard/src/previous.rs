@@ -131,13 +131,7 @@ pub(crate) fn collect(
     // "The previous run" is the most recent abnormal end if there is one (a crash stranded in
     // another slot is news; a sibling's clean exit after it is not), else the most recent end.
     // Every abnormal one is in the report directory.
-    let rank = |r: &Report| {
-        let at = r.ended_at.as_deref().unwrap_or(&r.started_at);
-        (
-            r.outcome.is_abnormal(),
-            crashguard_blackbox::time::parse_rfc3339_ns(at).unwrap_or(0),
-        )
-    };
+    let rank = |r: &Report| (r.outcome.is_abnormal(), r.ended_at.unwrap_or(r.started_at));
     if let Some((report, stored_at)) = found.into_iter().max_by_key(|(r, _)| rank(r)) {
         run.report = Some(report);
         run.stored_at = stored_at;

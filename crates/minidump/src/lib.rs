@@ -174,10 +174,8 @@ pub fn write_minidump(report: &Report) -> Result<Vec<u8>, Error> {
 /// The end (else the start) of the run, in seconds since the epoch.
 #[cfg(unix)]
 fn timestamp(report: &Report) -> u32 {
-    let at = report.ended_at.as_deref().unwrap_or(&report.started_at);
-    crashguard_blackbox::time::parse_rfc3339_ns(at).map_or(0, |ns| {
-        u32::try_from(ns / 1_000_000_000).unwrap_or(u32::MAX)
-    })
+    let at = report.ended_at.unwrap_or(report.started_at);
+    u32::try_from(at.unix_millis() / 1000).unwrap_or(u32::MAX)
 }
 
 #[cfg(unix)]

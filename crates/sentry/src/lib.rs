@@ -49,8 +49,6 @@ compile_error!("crashguard-sentry supports Unix targets only, like crashguard");
 use std::borrow::Cow;
 #[cfg(unix)]
 use std::collections::BTreeMap;
-#[cfg(unix)]
-use std::time::{Duration, SystemTime};
 
 #[cfg(unix)]
 use crashguard::{Outcome, Report};
@@ -116,8 +114,10 @@ pub fn event_from_report(report: &Report) -> Option<Event<'static>> {
             Level::Fatal
         },
         platform: Cow::Borrowed("native"),
-        timestamp: time(report.ended_at.as_deref().unwrap_or(&report.started_at))
-            .unwrap_or_else(SystemTime::now),
+        timestamp: report
+            .ended_at
+            .unwrap_or(report.started_at)
+            .to_system_time(),
         ..Event::default()
     };
     event.exception.values.push(Exception {
@@ -139,7 +139,7 @@ pub fn event_from_report(report: &Report) -> Option<Event<'static>> {
         .breadcrumbs
         .iter()
         .map(|b| Breadcrumb {
-            timestamp: time(&b.at).unwrap_or(SystemTime::UNIX_EPOCH),
+            timestamp: b.at.to_system_time(),
             category: Some("crashguard".to_owned()),
             message: Some(b.message.clone()),
             data: [("thread".to_owned(), Value::from(b.thread))]
@@ -244,12 +244,6 @@ fn exception_kind(r: &Report) -> Option<(String, String, Mechanism)> {
             mechanism("crashguard"),
         ),
     })
-}
-
-#[cfg(unix)]
-fn time(rfc3339: &str) -> Option<SystemTime> {
-    let ns = crashguard_blackbox::time::parse_rfc3339_ns(rfc3339)?;
-    Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(ns))
 }
 
 #[cfg(unix)]
