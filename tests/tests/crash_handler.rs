@@ -140,6 +140,15 @@ fn a_hanging_handler_is_ended_by_the_watchdog_with_84() {
 }
 
 #[test]
+fn the_watchdog_ends_a_hanging_handler_on_a_thread_that_blocked_its_signal() {
+    let crash = crash_and_restart(CHILD, "handler-hang-trap-blocked", &[]);
+    crash.crashed.assert_exit_code(84);
+    let r = &crash.report;
+    assert_eq!(r.outcome, Outcome::HandlerFailure, "{}", r.to_json_pretty());
+    assert_eq!(r.exit_code, Some(84));
+}
+
+#[test]
 fn the_watchdogs_takeover_stops_a_handler_that_keeps_writing() {
     // The enricher never stops storing into the end section. Had the takeover been made by
     // another thread while the recording thread ran on, its next store would land after the

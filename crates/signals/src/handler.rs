@@ -219,6 +219,11 @@ unsafe fn handle(signo: c_int, info: *mut libc::siginfo_t, uc: *mut c_void) {
             core::ptr::copy_nonoverlapping(uc.cast::<libc::ucontext_t>(), &raw mut scratch.uc, 1);
         }
     }
+    if !uc.is_null() {
+        // The watchdog's signal must be able to reach this thread even if the interrupted
+        // code had it blocked (the mask in force now is that one).
+        sys::unblock_if_blocked(&scratch.uc.uc_sigmask, sys::ALARM_SIGNAL);
+    }
     // SAFETY: forwarded from the kernel.
     unsafe { sys::context_registers(uc, &mut scratch.buffers.regs) };
     let bb = crashguard_blackbox::active();

@@ -63,8 +63,11 @@
 //! - A watchdog timeout exits with 84 and records `handler_failure` (or, if the record was
 //!   committed, amends its status to 84).
 //! - The watchdog's timer signals with SIGTRAP (`SI_TIMER` and a random cookie tell it from a
-//!   sent or real SIGTRAP). A recording thread that blocks SIGTRAP and cannot take it (the
-//!   expiry is forwarded to it) is taken over by the thread that got the timer after 100 ms.
+//!   sent or real SIGTRAP); the recording thread unblocks SIGTRAP for itself if the interrupted
+//!   code had it blocked. A recording thread that cannot take the forwarded expiry (asleep in
+//!   the kernel uninterruptibly) is taken over by the thread that got the timer after 100 ms.
+//!   A SIGTRAP handler installed after crashguard's receives the timer's signal first and must
+//!   chain it to crashguard's for the watchdog to act.
 //! - In a forked child the handler creates a timer aimed at the crashing thread when it starts;
 //!   on other unixes (a watchdog thread) a forked child's handler runs unbounded.
 //! - Dropping the listener restores the previous dispositions; signal-hook-registry keeps its

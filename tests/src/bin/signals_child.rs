@@ -316,6 +316,25 @@ fn run(dir: &Path, scenario: &str) {
             );
             crash_null_write();
         }
+        "handler-hang-trap-blocked" => {
+            // The only thread blocks SIGTRAP, the watchdog timer's signal: the handler must
+            // unblock it for itself, or nothing could ever take the expiry.
+            // SAFETY: a zeroed sigset_t is valid for sigemptyset; pthread_sigmask changes only
+            // this thread's mask.
+            unsafe {
+                let mut set: libc::sigset_t = core::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGTRAP);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
+            }
+            setup(
+                dir,
+                FatalConfig::new()
+                    .watchdog_timeout(Duration::from_millis(200))
+                    .enricher(&Hanging),
+            );
+            crash_null_write();
+        }
         "handler-keeps-writing" => {
             // The crash happens on a worker; the main thread waits in `join`, so the timer's
             // process-directed signal reaches the main thread first (the kernel prefers it),

@@ -52,6 +52,25 @@ pub(crate) fn set_action(signo: c_int, action: &libc::sigaction) -> Result<libc:
     }
 }
 
+/// Unblocks `signo` for the calling thread if `mask` (the mask the interrupted code ran with,
+/// which a handler without `sa_mask` runs with too) blocks it; does nothing otherwise.
+///
+/// Async-signal-safe.
+pub(crate) fn unblock_if_blocked(mask: &libc::sigset_t, signo: c_int) {
+    // SAFETY: `mask` is a valid sigset_t; sigismember only reads it.
+    if unsafe { libc::sigismember(mask, signo) } != 1 {
+        return;
+    }
+    // SAFETY: an all-zero sigset_t is a valid buffer for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signo);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut());
+    }
+}
+
 /// Restores the default disposition of `signo`.
 ///
 /// Async-signal-safe.
