@@ -10,8 +10,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use crashguard_blackbox::BlackBox;
 use crashguard_budget::memory::{
-    BATCH, BudgetAllocator, is_installed, live_bytes, set_hard_limit, set_soft_callback,
-    set_soft_limit,
+    AllocatorLimits, BATCH, BudgetAllocator, SoftCallback, install_limits, is_installed, limits,
+    live_bytes,
 };
 
 #[global_allocator]
@@ -139,13 +139,21 @@ fn the_hard_limit_refuses_and_records_before_returning_null() {
     let _g = serial();
     let bb = blackbox();
     let limit = live_bytes() + 64 * MIB;
-    set_hard_limit(Some(limit));
+    let installed = install_limits(AllocatorLimits::NONE.hard(limit));
+    assert_eq!(limits().hard, Some(limit));
     let mut v: Vec<u8> = Vec::new();
     let refused = v.try_reserve_exact((128 * MIB) as usize);
     // Within the limit still works.
     let mut ok: Vec<u8> = Vec::new();
     let allowed = ok.try_reserve_exact((8 * MIB) as usize);
-    set_hard_limit(None);
+    drop(installed);
+    // The guard put back what was in force before: no limit.
+    let now = limits();
+    assert_eq!((now.hard, now.soft), (None, None));
+    assert!(now.on_soft.is_none());
+    let mut big: Vec<u8> = Vec::new();
+    assert!(big.try_reserve_exact((128 * MIB) as usize).is_ok());
+    drop(big);
     assert!(refused.is_err());
     assert!(allowed.is_ok());
     let rec = bb.alloc_failure().expect("failure recorded");
@@ -219,8 +227,12 @@ fn the_soft_callback_fires_once_per_crossing() {
     let _g = serial();
     SOFT_CALLS.store(0, Ordering::Relaxed);
     // SAFETY: `on_soft` only increments an atomic counter.
-    unsafe { set_soft_callback(Some(on_soft)) };
-    set_soft_limit(Some(live_bytes() + 32 * MIB));
+    let on_soft = unsafe { SoftCallback::new(on_soft) };
+    let installed = install_limits(
+        AllocatorLimits::NONE
+            .soft(live_bytes() + 32 * MIB)
+            .on_soft(on_soft),
+    );
     let a = vec![1u8; (40 * MIB) as usize];
     let b = vec![1u8; (4 * MIB) as usize];
     let after_first = SOFT_CALLS.load(Ordering::Relaxed);
@@ -228,9 +240,7 @@ fn the_soft_callback_fires_once_per_crossing() {
     drop(b);
     let c = vec![1u8; (40 * MIB) as usize];
     let after_second = SOFT_CALLS.load(Ordering::Relaxed);
-    set_soft_limit(None);
-    // SAFETY: removing the callback runs nothing.
-    unsafe { set_soft_callback(None) };
+    drop(installed);
     drop(c);
     assert_eq!((after_first, after_second), (1, 2));
 }

@@ -25,6 +25,8 @@ static EXHAUSTED: AtomicPtr<ShutdownHandle> = AtomicPtr::new(std::ptr::null_mut(
 #[derive(Debug)]
 pub(crate) struct Budgets {
     memory: Option<MemorySampler>,
+    /// The counting allocator's limits, while this holds them.
+    allocator_limits: Option<memory::InstalledLimits>,
     threads: Option<ThreadSampler>,
     /// The memory thresholds in force, when a memory budget is configured.
     thresholds: Option<Thresholds>,
@@ -77,6 +79,7 @@ impl Budgets {
     pub(crate) fn start(config: &Config, shutdown: ShutdownHandle) -> Result<Self, Error> {
         let mut budgets = Budgets {
             memory: None,
+            allocator_limits: None,
             threads: None,
             thresholds: None,
             probe: OnceLock::new(),
@@ -106,8 +109,11 @@ impl Budgets {
             // enforced on every allocation, so a burst between two samples cannot run past it.
             let hard_limit = hard_limit.filter(|_| resolved.measure == memory::Measure::Heap);
             if let Some(hard) = hard_limit {
-                memory::set_hard_limit(Some(hard));
-                memory::set_soft_limit(Some(resolved.soft_bytes));
+                budgets.allocator_limits = Some(memory::install_limits(
+                    memory::AllocatorLimits::NONE
+                        .hard(hard)
+                        .soft(resolved.soft_bytes),
+                ));
             }
             budgets.thresholds = Some(Thresholds {
                 resolved,
@@ -168,8 +174,7 @@ impl Drop for Budgets {
         }
         if let Some(m) = self.memory.take() {
             m.stop();
-            memory::set_hard_limit(None);
-            memory::set_soft_limit(None);
+            drop(self.allocator_limits.take());
         }
     }
 }

@@ -53,28 +53,60 @@
 
 use std::cell::Cell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::sys::memory as sys;
 
 /// Bytes a thread may allocate, and free, before it settles with the global count.
 pub const BATCH: usize = 64 * 1024;
 
-/// `HARD`/`SOFT` value meaning "no limit".
+/// A limit of [`Limits`] meaning "no limit".
 pub(crate) const NO_LIMIT: usize = usize::MAX;
+
+/// The limits in force, as the slow path reads them: one immutable value, published whole by
+/// [`install_limits`] (and put back by its guard's drop) with one release store, read with one
+/// acquire load. Published values are leaked, never freed: an allocation on another thread may
+/// be reading one at any moment (24 bytes per `install_limits`).
+struct Limits {
+    /// The hard limit in bytes, or [`NO_LIMIT`].
+    hard: usize,
+    /// The soft limit in bytes, or [`NO_LIMIT`].
+    soft: usize,
+    /// Called once per crossing of `soft`.
+    on_soft: Option<SoftCallback>,
+}
+
+/// No limits: the value in force until the first [`install_limits`].
+static NO_LIMITS: Limits = Limits {
+    hard: NO_LIMIT,
+    soft: NO_LIMIT,
+    on_soft: None,
+};
+
+/// The limits in force: `NO_LIMITS` or a value leaked by [`install_limits`].
+static LIMITS: AtomicPtr<Limits> = AtomicPtr::new((&raw const NO_LIMITS).cast_mut());
+
+// What the allocator itself changes while it counts stays outside that value, on purpose: the
+// count (`LIVE`), the soft threshold's hysteresis (`SOFT_ARMED`), whether a `BudgetAllocator`
+// ever ran (`INSTALLED`, an observation, not a setting) and the exit key. They are not settings
+// that anyone installs.
 
 /// Sum of all settled counts: the process's live heap bytes minus what threads hold unsettled.
 static LIVE: AtomicIsize = AtomicIsize::new(0);
-/// The hard limit in bytes, or [`NO_LIMIT`].
-static HARD: AtomicUsize = AtomicUsize::new(NO_LIMIT);
-/// The soft limit in bytes, or [`NO_LIMIT`].
-static SOFT: AtomicUsize = AtomicUsize::new(NO_LIMIT);
-/// The soft callback as a `fn()` address, or 0.
-static SOFT_CALLBACK: AtomicUsize = AtomicUsize::new(0);
 /// Whether the soft callback may fire on the next crossing.
 static SOFT_ARMED: AtomicBool = AtomicBool::new(true);
 /// Set by the first slow-path call of any `BudgetAllocator`.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The limits in force.
+///
+/// Async-signal-safe.
+fn current() -> &'static Limits {
+    // SAFETY: LIMITS only ever holds the address of NO_LIMITS or of a value leaked by
+    // `install_limits`, never freed, so it is valid for 'static.
+    unsafe { &*LIMITS.load(Ordering::Acquire) }
+}
 
 const KEY_NONE: usize = usize::MAX;
 const KEY_BUSY: usize = usize::MAX - 1;
@@ -287,7 +319,7 @@ fn charge_global(
 ///
 /// Async-signal-safe.
 fn over_hard_limit(pending: i128) -> bool {
-    let hard = HARD.load(Ordering::Relaxed);
+    let hard = current().hard;
     hard != NO_LIMIT && LIVE.load(Ordering::Relaxed) as i128 + pending > hard as i128
 }
 
@@ -298,20 +330,17 @@ fn after_flush(live: isize) {
     if !INSTALLED.load(Ordering::Relaxed) {
         INSTALLED.store(true, Ordering::Relaxed);
     }
-    let soft = SOFT.load(Ordering::Relaxed);
+    let limits = current();
+    let soft = limits.soft;
     if soft == NO_LIMIT {
         return;
     }
     let live = live.max(0).cast_unsigned();
     if live >= soft {
-        if SOFT_ARMED.swap(false, Ordering::AcqRel) {
-            let cb = SOFT_CALLBACK.load(Ordering::Acquire);
-            if cb != 0 {
-                // SAFETY: SOFT_CALLBACK only ever holds 0 or an address stored from a `fn()` by
-                // `set_soft_callback`; function pointers and usize have the same size here.
-                let f = unsafe { std::mem::transmute::<usize, fn()>(cb) };
-                f();
-            }
+        if SOFT_ARMED.swap(false, Ordering::AcqRel)
+            && let Some(callback) = limits.on_soft
+        {
+            (callback.0)();
         }
     } else if live < soft - soft / 10 && !SOFT_ARMED.load(Ordering::Relaxed) {
         // Hysteresis: re-arm only after falling 10% below the threshold, so a count that
@@ -368,7 +397,7 @@ unsafe extern "C" fn flush_at_thread_exit(_: *mut c_void) {
 fn record_failure(request: usize, align: usize, pending: isize, by_budget: bool) {
     let live = clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + pending as i128);
     let budget = if by_budget {
-        HARD.load(Ordering::Relaxed) as u64
+        current().hard as u64
     } else {
         u64::MAX
     };
@@ -398,50 +427,121 @@ pub fn live_bytes() -> u64 {
     clamp_u64(LIVE.load(Ordering::Relaxed) as i128 + pending)
 }
 
-/// Sets the hard limit: requests that would take live bytes above it get null (and Rust's
-/// `handle_alloc_error` then aborts). `None` removes the limit.
-///
-/// Async-signal-safe.
-pub fn set_hard_limit(bytes: Option<u64>) {
-    HARD.store(limit_value(bytes), Ordering::Relaxed);
+/// The allocator's limits, installed together with [`install_limits`].
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct AllocatorLimits {
+    /// Requests that would take live bytes above this get null (and Rust's
+    /// `handle_alloc_error` then aborts). `None`: no hard limit.
+    pub hard: Option<u64>,
+    /// [`AllocatorLimits::on_soft`] runs once when live bytes cross this, and may run again
+    /// after they fell 10% below it. `None`: no soft limit.
+    pub soft: Option<u64>,
+    /// Called when the soft limit is crossed.
+    pub on_soft: Option<SoftCallback>,
 }
 
-/// The hard limit in force, if any.
-///
-/// Async-signal-safe.
-pub fn hard_limit() -> Option<u64> {
-    let v = HARD.load(Ordering::Relaxed);
-    (v != NO_LIMIT).then_some(v as u64)
+impl AllocatorLimits {
+    /// No limits.
+    pub const NONE: AllocatorLimits = AllocatorLimits {
+        hard: None,
+        soft: None,
+        on_soft: None,
+    };
+
+    /// Sets [`AllocatorLimits::hard`].
+    pub fn hard(mut self, bytes: u64) -> Self {
+        self.hard = Some(bytes);
+        self
+    }
+
+    /// Sets [`AllocatorLimits::soft`].
+    pub fn soft(mut self, bytes: u64) -> Self {
+        self.soft = Some(bytes);
+        self
+    }
+
+    /// Sets [`AllocatorLimits::on_soft`].
+    pub fn on_soft(mut self, callback: SoftCallback) -> Self {
+        self.on_soft = Some(callback);
+        self
+    }
 }
 
-/// Sets the soft limit: the soft callback runs once when live bytes cross it, and may run
-/// again after they fell 10% below it. `None` removes it.
-///
-/// Async-signal-safe.
-pub fn set_soft_limit(bytes: Option<u64>) {
-    SOFT.store(limit_value(bytes), Ordering::Relaxed);
+/// The function [`AllocatorLimits::on_soft`] calls, made with the unsafe [`SoftCallback::new`]
+/// because of where it runs.
+#[derive(Clone, Copy)]
+pub struct SoftCallback(fn());
+
+impl SoftCallback {
+    /// Wraps `f`.
+    ///
+    /// # Safety
+    ///
+    /// `f` runs *inside the allocator*, on whichever thread's allocation crossed the threshold,
+    /// so it must not allocate, lock or panic: set an atomic flag, write to a pipe or an
+    /// eventfd, and let another thread do the work.
+    pub const unsafe fn new(f: fn()) -> SoftCallback {
+        SoftCallback(f)
+    }
+}
+
+impl fmt::Debug for SoftCallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SoftCallback")
+    }
+}
+
+/// Puts `limits` in force for every `BudgetAllocator` of the process, as one value, until the
+/// returned guard is dropped; the guard then puts back the limits that were in force before
+/// (guards dropped in reverse order restore each other's). Re-arms the soft callback.
+pub fn install_limits(limits: AllocatorLimits) -> InstalledLimits {
+    let value: &'static Limits = Box::leak(Box::new(Limits {
+        hard: limit_value(limits.hard),
+        soft: limit_value(limits.soft),
+        on_soft: limits.on_soft,
+    }));
+    let previous = LIMITS.swap((value as *const Limits).cast_mut(), Ordering::AcqRel);
     SOFT_ARMED.store(true, Ordering::Release);
+    InstalledLimits { previous }
 }
 
-/// The soft limit in force, if any.
+/// The limits in force now.
 ///
 /// Async-signal-safe.
-pub fn soft_limit() -> Option<u64> {
-    let v = SOFT.load(Ordering::Relaxed);
-    (v != NO_LIMIT).then_some(v as u64)
+pub fn limits() -> AllocatorLimits {
+    let l = current();
+    let value = |v: usize| (v != NO_LIMIT).then_some(v as u64);
+    AllocatorLimits {
+        hard: value(l.hard),
+        soft: value(l.soft),
+        on_soft: l.on_soft,
+    }
 }
 
-/// Registers the function called when the soft limit is crossed, or removes it.
-///
-/// Async-signal-safe.
-///
-/// # Safety
-///
-/// The callback runs *inside the allocator*, on whichever thread's allocation crossed the
-/// threshold, so it must not allocate, lock or panic: set an atomic flag, write to a pipe or an
-/// eventfd, and let another thread do the work.
-pub unsafe fn set_soft_callback(callback: Option<fn()>) {
-    SOFT_CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
+/// The limits of one [`install_limits`]; dropping it puts back the ones in force before.
+#[must_use = "dropping it removes the limits again"]
+pub struct InstalledLimits {
+    previous: *mut Limits,
+}
+
+// SAFETY: `previous` points to `NO_LIMITS` or to a leaked, immutable `Limits`, which any
+// thread may read.
+unsafe impl Send for InstalledLimits {}
+// SAFETY: as for Send; the guard has no interior mutability.
+unsafe impl Sync for InstalledLimits {}
+
+impl fmt::Debug for InstalledLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstalledLimits").finish_non_exhaustive()
+    }
+}
+
+impl Drop for InstalledLimits {
+    fn drop(&mut self) {
+        LIMITS.store(self.previous, Ordering::Release);
+        SOFT_ARMED.store(true, Ordering::Release);
+    }
 }
 
 /// Async-signal-safe.

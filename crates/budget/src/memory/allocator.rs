@@ -15,9 +15,9 @@ use super::accounting::{charge_slow, give, release_slow, take, untake};
 /// static ALLOC: BudgetAllocator<System> = BudgetAllocator::new(System);
 /// ```
 ///
-/// The counters and limits are process-wide statics (a process has one global allocator), set
-/// with [`set_hard_limit`](super::set_hard_limit), [`set_soft_limit`](super::set_soft_limit)
-/// and read with [`live_bytes`](super::live_bytes); see the `accounting` module documentation
+/// The counters and limits are process-wide (a process has one global allocator): the limits
+/// are one value put in force with [`install_limits`](super::install_limits), the count is read
+/// with [`live_bytes`](super::live_bytes); see the `accounting` module documentation
 /// for the precision bound (`threads x 64 KiB`).
 ///
 /// When a request would take live bytes over the hard limit, or the inner allocator returns

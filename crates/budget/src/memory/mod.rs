@@ -22,8 +22,8 @@ mod probe;
 mod sampler;
 
 pub use accounting::{
-    BATCH, hard_limit, is_installed, live_bytes, set_hard_limit, set_soft_callback, set_soft_limit,
-    soft_limit,
+    AllocatorLimits, BATCH, InstalledLimits, SoftCallback, install_limits, is_installed, limits,
+    live_bytes,
 };
 pub use allocator::BudgetAllocator;
 pub use budget::{
