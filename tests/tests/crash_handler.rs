@@ -149,6 +149,18 @@ fn the_watchdog_ends_a_hanging_handler_on_a_thread_that_blocked_its_signal() {
 }
 
 #[test]
+fn a_forked_childs_hanging_handler_is_ended_by_a_watchdog_of_its_own() {
+    let dir = TempDir::new("forked-child-handler-hang");
+    let finished = run_child(CHILD, dir.path(), "forked-child-handler-hang", &[]);
+    finished.assert_exit_code(0);
+    assert_eq!(finished.line("FORKED_CHILD_EXIT"), Some("84"), "{finished}");
+    assert!(
+        finished.stderr.contains("did not finish in time"),
+        "{finished}"
+    );
+}
+
+#[test]
 fn the_watchdogs_takeover_stops_a_handler_that_keeps_writing() {
     // The enricher never stops storing into the end section. Had the takeover been made by
     // another thread while the recording thread ran on, its next store would land after the

@@ -335,6 +335,35 @@ fn run(dir: &Path, scenario: &str) {
             );
             crash_null_write();
         }
+        "forked-child-handler-hang" => {
+            // A child made by fork has no share in the parent's watchdog timer; its handler
+            // must make one of its own, or a stuck handler would hang the child forever. (The
+            // child records nothing, its black box being the parent's: the handler it chains
+            // to is what hangs.)
+            install_raw(libc::SIGSEGV, hanging_handler as *const () as usize, false);
+            setup(
+                dir,
+                FatalConfig::new().watchdog_timeout(Duration::from_millis(200)),
+            );
+            // SAFETY: fork in a single-threaded process; the child only faults (and the
+            // handler, async-signal-safe, runs in it).
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                crash_null_write();
+                // SAFETY: never reached; _exit ends the child without the parent's atexit.
+                unsafe { libc::_exit(3) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for the child just forked; `status` is a valid out-pointer.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            say(&format!("FORKED_CHILD_EXIT {code}"));
+            std::process::exit(0);
+        }
         "handler-keeps-writing" => {
             // The crash happens on a worker; the main thread waits in `join`, so the timer's
             // process-directed signal reaches the main thread first (the kernel prefers it),
