@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crashguard_blackbox::layout::{CensusEntry, MAX_CENSUS};
-use crashguard_budget::thread::{self, Census, ThreadBudget};
+use crashguard_budget::thread::{self, Census, ThreadBudget, ThreadSettings};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 fn spawn_join(c: &mut Criterion) {
@@ -25,11 +25,12 @@ fn spawn_join(c: &mut Criterion) {
     group.bench_function("guarded", |b| {
         b.iter(|| thread::spawn(|| black_box(1)).unwrap().join().unwrap())
     });
-    thread::set_budget(Some(ThreadBudget::max(10_000))).unwrap();
+    let budget =
+        thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(10_000)))).unwrap();
     group.bench_function("guarded_with_budget", |b| {
         b.iter(|| thread::spawn(|| black_box(1)).unwrap().join().unwrap())
     });
-    thread::set_budget(None).unwrap();
+    drop(budget);
 
     // Two benchmarks run minutes apart on a shared machine see different loads, so this one
     // alternates std and guarded spawns within each measurement and reports the guarded half;

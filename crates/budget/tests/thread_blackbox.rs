@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crashguard_blackbox::{Options, decode, open};
-use crashguard_budget::thread::{self, ThreadBudget, ThreadSampler};
+use crashguard_budget::thread::{self, ThreadBudget, ThreadSampler, ThreadSettings};
 
 const WATCHDOG: Duration = Duration::from_secs(30);
 
@@ -39,7 +39,7 @@ fn heartbeat_and_breadcrumbs_reach_the_black_box() {
     drop(samples);
     sampler.stop();
 
-    thread::set_budget(Some(ThreadBudget::max(1))).unwrap();
+    let budget = thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(1)))).unwrap();
     let (release, parked) = mpsc::channel::<()>();
     let first = thread::spawn(move || {
         let _ = parked.recv();
@@ -48,7 +48,7 @@ fn heartbeat_and_breadcrumbs_reach_the_black_box() {
     assert!(thread::spawn(|| ()).is_err());
     drop(release);
     first.join().unwrap();
-    thread::set_budget(None).unwrap();
+    drop(budget);
 
     let bytes = std::fs::read(bb.path()).unwrap();
     let report = decode(&bytes).expect("decode the running black box");

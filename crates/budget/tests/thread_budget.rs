@@ -9,7 +9,7 @@ use std::sync::{Barrier, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crashguard_budget::thread::{self, SpawnError, ThreadBudget, ThreadPolicy};
+use crashguard_budget::thread::{self, SpawnError, ThreadBudget, ThreadPolicy, ThreadSettings};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -51,7 +51,8 @@ fn release(parked: (mpsc::Sender<()>, Vec<JoinHandle<()>>)) {
 #[test]
 fn leak_hits_the_budget_with_a_census_naming_the_group() {
     let _serial = serial();
-    thread::set_budget(Some(ThreadBudget::max(40))).unwrap();
+    let budget =
+        thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(40)))).unwrap();
     let parked = park("leaky-", 40);
     assert_eq!(thread::live_threads(), 40);
 
@@ -91,19 +92,19 @@ fn leak_hits_the_budget_with_a_census_naming_the_group() {
     release(parked);
     assert_eq!(thread::live_threads(), 0);
     thread::spawn(|| ()).expect("room again").join().unwrap();
-    thread::set_budget(None).unwrap();
+    drop(budget);
 }
 
 #[test]
 fn panicking_threads_are_uncounted() {
     let _serial = serial();
-    thread::set_budget(Some(ThreadBudget::max(2))).unwrap();
+    let budget = thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(2)))).unwrap();
     for _ in 0..5 {
         let h = thread::spawn(|| panic!("expected panic in a guarded thread")).unwrap();
         assert!(h.join().is_err());
     }
     assert_eq!(thread::live_threads(), 0);
-    thread::set_budget(None).unwrap();
+    drop(budget);
 }
 
 static EXHAUSTED_CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -116,21 +117,30 @@ fn on_exhausted(err: &SpawnError) {
 #[test]
 fn exit_policy_calls_back_and_error_policy_does_not() {
     let _serial = serial();
-    thread::set_exhausted_callback(on_exhausted);
     let before = EXHAUSTED_CALLS.load(Ordering::SeqCst);
 
-    thread::set_budget(Some(ThreadBudget::max(1))).unwrap();
+    let budget = thread::install(
+        ThreadSettings::new()
+            .budget(Some(ThreadBudget::max(1)))
+            .on_exhausted(on_exhausted),
+    )
+    .unwrap();
     let parked = park("solo-", 1);
     assert!(thread::spawn(|| ()).is_err());
     assert_eq!(EXHAUSTED_CALLS.load(Ordering::SeqCst), before);
 
-    thread::set_budget(Some(ThreadBudget::max(1).policy(ThreadPolicy::Exit))).unwrap();
+    drop(budget);
+    let budget = thread::install(
+        ThreadSettings::new()
+            .budget(Some(ThreadBudget::max(1).policy(ThreadPolicy::Exit)))
+            .on_exhausted(on_exhausted),
+    )
+    .unwrap();
     assert!(thread::spawn(|| ()).is_err());
     assert_eq!(EXHAUSTED_CALLS.load(Ordering::SeqCst), before + 1);
 
     release(parked);
-    thread::clear_exhausted_callback();
-    thread::set_budget(None).unwrap();
+    drop(budget);
 }
 
 static STARTED: AtomicUsize = AtomicUsize::new(0);
@@ -142,14 +152,14 @@ fn start_hook() {
 #[test]
 fn start_hook_runs_on_the_new_thread_before_the_closure() {
     let _serial = serial();
-    thread::set_thread_start_hook(start_hook);
+    let hook = thread::install(ThreadSettings::new().on_start(start_hook)).unwrap();
     let before = STARTED.load(Ordering::SeqCst);
     let seen = thread::spawn(|| STARTED.load(Ordering::SeqCst))
         .unwrap()
         .join()
         .unwrap();
     assert_eq!(seen, before + 1);
-    thread::clear_thread_start_hook();
+    drop(hook);
     thread::spawn(|| ()).unwrap().join().unwrap();
     assert_eq!(STARTED.load(Ordering::SeqCst), before + 1);
 }
@@ -163,7 +173,7 @@ fn bad_names_and_budgets_are_errors() {
         .unwrap_err();
     assert!(matches!(err, SpawnError::InvalidName { .. }));
     assert_eq!(thread::live_threads(), 0);
-    assert!(thread::set_budget(Some(ThreadBudget::max(0))).is_err());
+    assert!(thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(0)))).is_err());
     assert!(thread::budget().is_none());
 }
 
@@ -185,17 +195,43 @@ fn process_thread_counting_sees_unguarded_threads() {
         })
         .collect();
     started.wait();
-    thread::set_budget(Some(ThreadBudget::max(8))).unwrap();
+    let budget = thread::install(ThreadSettings::new().budget(Some(ThreadBudget::max(8)))).unwrap();
     thread::spawn(|| ())
         .expect("guarded count alone has room")
         .join()
         .unwrap();
-    thread::set_budget(Some(ThreadBudget::max(8).count_process_threads(true))).unwrap();
+    drop(budget);
+    let budget = thread::install(
+        ThreadSettings::new().budget(Some(ThreadBudget::max(8).count_process_threads(true))),
+    )
+    .unwrap();
     let err = thread::spawn(|| ()).expect_err("the real count is over the budget");
     assert!(err.is_budget_exhausted());
     drop(tx);
     for h in outside {
         h.join().unwrap();
     }
-    thread::set_budget(None).unwrap();
+    drop(budget);
+}
+
+#[test]
+fn installed_settings_stack_and_each_drop_restores_the_one_before() {
+    let _serial = serial();
+    let hook = thread::install(ThreadSettings::new().on_start(start_hook)).unwrap();
+    // A budget installed on top of what is in force keeps the hook.
+    let budget = thread::install(thread::settings().budget(Some(ThreadBudget::max(3)))).unwrap();
+    assert_eq!(thread::budget().map(|b| b.max_threads()), Some(3));
+    assert!(thread::settings().on_start.is_some());
+    drop(budget);
+    assert!(thread::budget().is_none());
+    assert!(
+        thread::settings().on_start.is_some(),
+        "the hook is back alone"
+    );
+    let before = STARTED.load(Ordering::SeqCst);
+    thread::spawn(|| ()).unwrap().join().unwrap();
+    assert_eq!(STARTED.load(Ordering::SeqCst), before + 1);
+    drop(hook);
+    assert!(thread::settings().on_start.is_none());
+    assert!(thread::settings().on_exhausted.is_none());
 }

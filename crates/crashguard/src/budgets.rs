@@ -2,24 +2,17 @@
 //! samplers, the allocator's hard limit, the hard thresholds that start a shutdown, the census
 //! in crash records, and the verdict on a run that vanished.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crashguard_blackbox::{Outcome, Report};
 use crashguard_budget::memory::{
     self, MemoryBudget, MemoryProbe, MemorySampler, ResolvedBudget, SamplerCallbacks,
 };
-use crashguard_budget::thread::{self, SpawnError, ThreadPolicy, ThreadSampler};
+use crashguard_budget::thread::{self, InstalledThreadSettings, ThreadPolicy, ThreadSampler};
 
 use crate::memory::{MemoryStatus, SoftCallback};
 use crate::shutdown::{MemoryOverrun, ShutdownHandle, ShutdownReason, ThreadOverrun};
 use crate::{Config, Error};
-
-/// The shutdown handle the thread-exhaustion callback (a plain `fn`, the budget crate's
-/// extension point) reaches: one immutable value behind one pointer, published by `start` and
-/// taken away by `drop`. A published handle is never freed — a spawn failing on another thread
-/// may be reading it — which leaks one handle per installation.
-static EXHAUSTED: AtomicPtr<ShutdownHandle> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The running samplers.
 #[derive(Debug)]
@@ -27,6 +20,8 @@ pub(crate) struct Budgets {
     memory: Option<MemorySampler>,
     /// The counting allocator's limits, while this holds them.
     allocator_limits: Option<memory::InstalledLimits>,
+    /// The thread budget (and the exhaustion callback) guarded spawns are held to.
+    thread_settings: Option<InstalledThreadSettings>,
     threads: Option<ThreadSampler>,
     /// The memory thresholds in force, when a memory budget is configured.
     thresholds: Option<Thresholds>,
@@ -80,6 +75,7 @@ impl Budgets {
         let mut budgets = Budgets {
             memory: None,
             allocator_limits: None,
+            thread_settings: None,
             threads: None,
             thresholds: None,
             probe: OnceLock::new(),
@@ -122,12 +118,17 @@ impl Budgets {
         }
         budgets.memory = Some(sampler);
         if let Some(budget) = config.thread_budget {
-            thread::set_budget(Some(budget)).map_err(Error::ThreadBudget)?;
+            let mut settings = thread::settings().budget(Some(budget));
             let mut builder = ThreadSampler::builder(budget);
             if budget.policy_kind() == ThreadPolicy::Exit {
-                let leaked: &'static mut ShutdownHandle = Box::leak(Box::new(shutdown.clone()));
-                EXHAUSTED.store(leaked, Ordering::Release);
-                thread::set_exhausted_callback(on_thread_exhausted);
+                let exhausted = shutdown.clone();
+                settings = settings.on_exhausted(move |err| {
+                    // The summary names the limit hit and the largest thread group; the
+                    // report's census has the rest.
+                    exhausted.request(ShutdownReason::ThreadBudget(
+                        ThreadOverrun::from_spawn_error(err),
+                    ));
+                });
                 let hard = shutdown.clone();
                 builder = builder.on_hard(move |e| {
                     hard.request(ShutdownReason::ThreadBudget(ThreadOverrun::Count {
@@ -136,6 +137,7 @@ impl Budgets {
                     }));
                 });
             }
+            budgets.thread_settings = Some(thread::install(settings).map_err(Error::ThreadBudget)?);
             match builder.start() {
                 Ok(s) => budgets.threads = Some(s),
                 // Dropping `budgets` stops what was started.
@@ -168,9 +170,7 @@ impl Drop for Budgets {
     fn drop(&mut self) {
         if let Some(t) = self.threads.take() {
             t.stop();
-            let _ = thread::set_budget(None);
-            thread::clear_exhausted_callback();
-            EXHAUSTED.store(std::ptr::null_mut(), Ordering::Release);
+            drop(self.thread_settings.take());
         }
         if let Some(m) = self.memory.take() {
             m.stop();
@@ -215,17 +215,6 @@ fn callbacks(
             )));
         })),
         on_error: None,
-    }
-}
-
-fn on_thread_exhausted(err: &SpawnError) {
-    // SAFETY: a non-null pointer comes from `Box::leak` in `start` and is never freed.
-    if let Some(h) = unsafe { EXHAUSTED.load(Ordering::Acquire).as_ref() } {
-        // The summary names the limit hit and the largest thread group; the report's census
-        // has the rest.
-        h.request(ShutdownReason::ThreadBudget(
-            ThreadOverrun::from_spawn_error(err),
-        ));
     }
 }
 

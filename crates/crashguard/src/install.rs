@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crashguard_blackbox::{BlackBox, Outcome};
+use crashguard_budget::thread::{self, InstalledThreadSettings};
 use crashguard_signals::{FatalConfig, FatalHandlers, Signal};
 
 use crate::budgets::Budgets;
@@ -80,6 +81,8 @@ pub(crate) struct Installation {
     pub(crate) previous: PreviousRun,
     flag: Option<Flag>,
     blackbox: Option<Armed>,
+    /// The guarded threads' start hook (an alternate signal stack for each).
+    thread_start: Option<InstalledThreadSettings>,
     fatal: Option<FatalHandlers>,
     shutdown: Option<Coordinator>,
     budgets: Option<Budgets>,
@@ -124,6 +127,7 @@ impl Drop for Installation {
         if let Some(f) = self.fatal.take() {
             let _ = f.uninstall();
         }
+        drop(self.thread_start.take());
         drop(self.blackbox.take());
         drop(self.flag.take());
         if let Some(signal) = pending {
@@ -144,6 +148,7 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
         report_dir,
         previous: PreviousRun::default(),
         blackbox: None,
+        thread_start: None,
         fatal: None,
         shutdown: None,
         budgets: None,
@@ -180,7 +185,10 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
     // The installing thread gets a guarded alternate stack so that a stack overflow on it can
     // be handled; threads spawned through `crashguard::thread` get one at start.
     crashguard_signals::altstack::prepare_current().map_err(Error::Signals)?;
-    crashguard_budget::thread::set_thread_start_hook(crate::thread::on_thread_start);
+    inst.thread_start = Some(
+        thread::install(thread::settings().on_start(crate::thread::on_thread_start))
+            .map_err(Error::ThreadBudget)?,
+    );
 
     let termlog = crate::termlog::TermLog::open(&config.termination_log)?;
     let mut fatal_config = FatalConfig::new()

@@ -23,7 +23,7 @@ pub enum ThreadPolicy {
 /// [`ThreadPolicy::Exit`] the process is asked to shut down.
 ///
 /// The constructor and the setters never fail, so a budget reads naturally inside a
-/// configuration chain; [`ThreadBudget::validate`] (called by `set_budget` and by
+/// configuration chain; [`ThreadBudget::validate`] (called by [`install`](super::install) and by
 /// `crashguard::Config::install`) rejects a zero budget or shares outside `(0, 1]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ThreadBudget {

@@ -4,9 +4,9 @@
 //! says which limit was hit or who holds the threads. This module gives a service:
 //!
 //! - [`Builder`] and [`spawn`], shaped like std's, which return [`SpawnError`] instead of
-//!   panicking, both when the [`ThreadBudget`] set with [`set_budget`] is exhausted and when the
+//!   panicking, both when the [`ThreadBudget`] installed with [`install`] is exhausted and when the
 //!   OS refuses. Guarded threads are counted ([`live_threads`]) until their closure returns or
-//!   unwinds, and each first runs the hook set with [`set_thread_start_hook`] (the facade uses it
+//!   unwinds, and each first runs the start hook of the installed [`ThreadSettings`] (the facade uses it
 //!   to give the thread an alternate signal stack).
 //! - [`SpawnError`]'s `Display`, a diagnosis: the thread counts against the budget, which limit
 //!   was hit or is closest (`RLIMIT_NPROC`, cgroup `pids.max` v1/v2, `kernel.threads-max`,
@@ -29,6 +29,7 @@ mod group;
 mod limits;
 mod procs;
 mod sampler;
+mod settings;
 mod spawn;
 mod spawn_error;
 
@@ -41,10 +42,8 @@ pub use procs::{ProcessInfo, ProcessTable};
 pub use sampler::{
     SAMPLER_THREAD_NAME, ThreadEvent, ThreadLevel, ThreadSampler, ThreadSamplerBuilder,
 };
-pub use spawn::{
-    Builder, budget, clear_exhausted_callback, clear_thread_start_hook, live_threads, set_budget,
-    set_exhausted_callback, set_thread_start_hook, spawn,
-};
+pub use settings::{ExhaustedCallback, InstalledThreadSettings, ThreadSettings, install, settings};
+pub use spawn::{Builder, budget, live_threads, spawn};
 pub use spawn_error::SpawnError;
 
 /// The prefix and whether a number was dropped, for a thread name (see [`Census`]).

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
 use std::thread::JoinHandle;
 
 use super::budget::{ThreadBudget, ThreadPolicy};
 use super::diagnose::{Diagnosis, Request};
 use super::limits::Rlimits;
+use super::settings::{ThreadSettings, current};
 use super::spawn_error::SpawnError;
-use crate::Error;
 use crate::kernel::{self, Roots};
 use crate::sys::thread as sys;
 
@@ -29,65 +28,9 @@ fn default_stack() -> u64 {
 /// Guarded threads whose closure has not yet returned.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-#[derive(Clone, Copy)]
-struct Settings {
-    budget: Option<ThreadBudget>,
-    on_start: Option<fn()>,
-    on_exhausted: Option<fn(&SpawnError)>,
-}
-
-static SETTINGS: RwLock<Settings> = RwLock::new(Settings {
-    budget: None,
-    on_start: None,
-    on_exhausted: None,
-});
-
-fn settings() -> Settings {
-    *SETTINGS.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn update(f: impl FnOnce(&mut Settings)) {
-    f(&mut SETTINGS.write().unwrap_or_else(PoisonError::into_inner));
-}
-
-/// Sets the budget that guarded spawns are held to; `None` removes it (threads are still
-/// counted). Rejects an invalid budget (see [`ThreadBudget::validate`]).
-pub fn set_budget(budget: Option<ThreadBudget>) -> Result<(), Error> {
-    if let Some(b) = &budget {
-        b.validate()?;
-    }
-    update(|s| s.budget = budget);
-    Ok(())
-}
-
 /// The budget guarded spawns are held to.
 pub fn budget() -> Option<ThreadBudget> {
-    settings().budget
-}
-
-/// Registers a function every guarded thread (and the sampler thread) calls first, before the
-/// user's closure: the facade passes `crashguard_signals::prepare_current`, which gives the
-/// thread an alternate signal stack so a stack overflow on it can be reported.
-pub fn set_thread_start_hook(hook: fn()) {
-    update(|s| s.on_start = Some(hook));
-}
-
-/// Removes the thread start hook (the facade's `Guard` does this on drop).
-pub fn clear_thread_start_hook() {
-    update(|s| s.on_start = None);
-}
-
-/// Registers the function called, under [`ThreadPolicy::Exit`], with every `SpawnError`
-/// caused by exhaustion (the budget or the OS refusing) before it is returned. The facade turns
-/// it into a graceful shutdown with exit code 81 and a `thread_budget` report; it must not
-/// block for long, the failing spawn waits for it.
-pub fn set_exhausted_callback(callback: fn(&SpawnError)) {
-    update(|s| s.on_exhausted = Some(callback));
-}
-
-/// Removes the exhaustion callback.
-pub fn clear_exhausted_callback() {
-    update(|s| s.on_exhausted = None);
+    current().budget
 }
 
 /// Guarded threads alive now: spawned through [`Builder`] or [`spawn`] and whose closure has
@@ -97,7 +40,7 @@ pub fn live_threads() -> usize {
 }
 
 pub(crate) fn start_hook() -> Option<fn()> {
-    settings().on_start
+    current().on_start
 }
 
 /// Holds one unit of [`LIVE`]; moved into the thread so that it is released when the closure
@@ -154,7 +97,7 @@ impl Builder {
 
     /// Spawns the thread, or explains why not.
     ///
-    /// Fails with [`SpawnError::BudgetExhausted`] when the budget set by [`set_budget`] has no
+    /// Fails with [`SpawnError::BudgetExhausted`] when the budget installed with [`install`](super::install) has no
     /// room, with [`SpawnError::OsRefused`] when the OS refuses, and with
     /// [`SpawnError::InvalidName`] for a name with a NUL byte. Under [`ThreadPolicy::Exit`] the
     /// exhaustion callback sees the error first.
@@ -168,7 +111,7 @@ impl Builder {
         {
             return Err(SpawnError::InvalidName { name: name.clone() });
         }
-        let settings = settings();
+        let settings = current();
         let slot = match reserve(settings.budget) {
             Ok(slot) => slot,
             Err(live) => {
@@ -213,7 +156,7 @@ impl Builder {
         }
     }
 
-    fn diagnose(&self, settings: &Settings, live: usize, os_refused: bool) -> Diagnosis {
+    fn diagnose(&self, settings: &ThreadSettings, live: usize, os_refused: bool) -> Diagnosis {
         let stack_bytes = self
             .stack_size
             .map(|s| u64::try_from(s).unwrap_or(u64::MAX))
@@ -262,7 +205,7 @@ fn reserve(budget: Option<ThreadBudget>) -> Result<Slot, usize> {
 }
 
 /// Hands an exhaustion error to the callback under [`ThreadPolicy::Exit`], then returns it.
-fn exhausted(settings: &Settings, err: SpawnError) -> SpawnError {
+fn exhausted(settings: &ThreadSettings, err: SpawnError) -> SpawnError {
     if let Some(bb) = crashguard_blackbox::active() {
         bb.breadcrumb(if err.is_budget_exhausted() {
             "thread budget exhausted: guarded spawn refused"
@@ -273,7 +216,7 @@ fn exhausted(settings: &Settings, err: SpawnError) -> SpawnError {
     let exit = settings
         .budget
         .is_some_and(|b| b.policy_kind() == ThreadPolicy::Exit);
-    if let (true, Some(callback)) = (exit, settings.on_exhausted) {
+    if let (true, Some(callback)) = (exit, &settings.on_exhausted) {
         callback(&err);
     }
     err
