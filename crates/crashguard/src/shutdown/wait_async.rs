@@ -61,6 +61,9 @@ impl Wakers {
 pub struct WaitAsync {
     broadcast: Arc<Broadcast>,
     id: Option<u64>,
+    /// The waker registered under `id`: a poll with a waker that wakes the same task needs no
+    /// lock (a future in a `select!` loop is polled on every iteration).
+    registered: Option<Waker>,
     /// The runtime's watch on the signal pipe, for `wait_tokio`.
     #[cfg(feature = "tokio")]
     reactor: Option<reactor::Reactor>,
@@ -71,6 +74,7 @@ impl WaitAsync {
         WaitAsync {
             broadcast,
             id: None,
+            registered: None,
             #[cfg(feature = "tokio")]
             reactor: None,
         }
@@ -83,6 +87,7 @@ impl WaitAsync {
         WaitAsync {
             broadcast,
             id: None,
+            registered: None,
             reactor: Some(reactor::Reactor::default()),
         }
     }
@@ -176,6 +181,15 @@ impl Future for WaitAsync {
                 return Poll::Ready(r.clone());
             }
         }
+        // Registered with a waker for this task: the publish wakes it (the request is stored
+        // before the wakers are taken, and it was not stored at the check above).
+        if this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
         let mut wakers = this
             .broadcast
             .wakers
@@ -185,6 +199,7 @@ impl Future for WaitAsync {
             return Poll::Ready(r.clone());
         }
         wakers.register(&mut this.id, cx.waker());
+        this.registered = Some(cx.waker().clone());
         Poll::Pending
     }
 }
@@ -251,6 +266,40 @@ mod tests {
         // Once published, a fresh future is ready at once.
         let mut late = std::pin::pin!(signal.wait_async());
         assert!(late.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_poll_with_another_tasks_waker_moves_the_registration_to_it() {
+        let broadcast = Arc::new(Broadcast::default());
+        let signal = ShutdownSignal::new(Arc::clone(&broadcast));
+        let (first, second) = (Arc::new(Counter::default()), Arc::new(Counter::default()));
+        let mut fut = std::pin::pin!(signal.wait_async());
+        let w1 = Waker::from(Arc::clone(&first));
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&w1))
+                .is_pending()
+        );
+        // Polled again with the same waker: no second entry, no lock needed.
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&w1))
+                .is_pending()
+        );
+        // The future moved to another task: that task must be the one woken.
+        let w2 = Waker::from(Arc::clone(&second));
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&w2))
+                .is_pending()
+        );
+        assert_eq!(
+            broadcast.wakers.lock().map(|w| w.waiting.len()).ok(),
+            Some(1)
+        );
+        assert!(broadcast.publish(request()));
+        assert_eq!(first.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]
