@@ -63,10 +63,39 @@ pub enum Error {
     /// An option is out of range.
     InvalidOption {
         /// Which option.
-        name: &'static str,
-        /// Why.
+        name: BoxOption,
+        /// Why (the value given and the range allowed).
         reason: String,
     },
+}
+
+/// The options of a black box that [`Error::InvalidOption`] can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BoxOption {
+    /// The application name (slot and report file names are made from it).
+    AppName,
+    /// The number of breadcrumbs the ring holds.
+    BreadcrumbCapacity,
+    /// The bytes of the crashing thread's stack the record keeps.
+    CrashStackCapacity,
+}
+
+impl BoxOption {
+    /// The words for it: `"app name"`, `"breadcrumb capacity"`, `"crash stack capacity"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoxOption::AppName => "app name",
+            BoxOption::BreadcrumbCapacity => "breadcrumb capacity",
+            BoxOption::CrashStackCapacity => "crash stack capacity",
+        }
+    }
+}
+
+impl fmt::Display for BoxOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for Error {
@@ -105,5 +134,48 @@ impl std::error::Error for Error {
             Error::ReportDir { source, .. } | Error::File { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_option_is_named_by_its_enum() {
+        let e = crate::validate_app("../etc").expect_err("a path is not an app name");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: BoxOption::AppName,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("invalid app name: \"../etc\""),
+            "{e}"
+        );
+        let mut opts = crate::Options::new("svc");
+        opts.ring_capacity = 0;
+        let dir =
+            std::env::temp_dir().join(format!("crashguard-bad-option-{}", std::process::id()));
+        let e = crate::open(&dir, &opts).expect_err("a ring of zero breadcrumbs");
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: BoxOption::BreadcrumbCapacity,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            !dir.exists(),
+            "options are checked before any file is touched"
+        );
     }
 }

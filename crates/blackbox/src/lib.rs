@@ -115,7 +115,7 @@ pub use decode::{DecodeError, decode, decode_header, signal_info};
 #[cfg(unix)]
 pub use dir::ReportDir;
 #[cfg(unix)]
-pub use error::Error;
+pub use error::{BoxOption, Error};
 #[cfg(unix)]
 pub use escape::{Escaped, escape_control, escape_report, json_terminal_safe, terminal_safe};
 #[cfg(unix)]

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::dir::{BLACKBOX, ReportDir, SubDir};
-use crate::error::Error;
+use crate::error::{BoxOption, Error};
 use crate::files::open_private_at;
 use crate::layout::*;
 use crate::report::Report;
@@ -64,7 +64,7 @@ pub fn validate_app(app: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::InvalidOption {
-            name: "app name",
+            name: BoxOption::AppName,
             reason: format!(
                 "{app:?} must be 1-{APP_LEN} characters of [A-Za-z0-9._-], not starting with '.'"
             ),
@@ -168,7 +168,7 @@ fn validate(opts: &Options) -> Result<(), Error> {
     validate_app(&opts.app)?;
     if !(MIN_RING_CAPACITY..=MAX_RING_CAPACITY).contains(&opts.ring_capacity) {
         return Err(Error::InvalidOption {
-            name: "breadcrumb capacity",
+            name: BoxOption::BreadcrumbCapacity,
             reason: format!(
                 "{} is outside {MIN_RING_CAPACITY}..={MAX_RING_CAPACITY}",
                 opts.ring_capacity
@@ -177,7 +177,7 @@ fn validate(opts: &Options) -> Result<(), Error> {
     }
     if opts.stack_capacity > MAX_STACK_CAPACITY || !opts.stack_capacity.is_multiple_of(16) {
         return Err(Error::InvalidOption {
-            name: "crash stack capacity",
+            name: BoxOption::CrashStackCapacity,
             reason: format!(
                 "{} must be a multiple of 16 of at most {MAX_STACK_CAPACITY} bytes",
                 opts.stack_capacity

@@ -180,6 +180,7 @@ pub mod report {
 /// needs no dependency of its own on those crates.
 #[cfg(unix)]
 pub mod errors {
+    pub use crashguard_blackbox::BoxOption;
     pub use crashguard_blackbox::Error as BlackBoxError;
     pub use crashguard_budget::Error as BudgetError;
     pub use crashguard_budget::thread::SpawnError;
