@@ -62,6 +62,18 @@ fn null_write_is_recorded_with_registers_and_stack() {
     crash.assert_context();
 }
 
+/// A black box without a stack copy still gets the whole backtrace: the unwinder reads the live
+/// stack within the thread's known bounds (before, no copy meant frame 0 only).
+#[test]
+fn without_a_stack_copy_the_backtrace_is_still_whole() {
+    let crash = crash_and_restart(CHILD, "no-stack-copy", &[]);
+    crash.crashed.assert_killed_by(libc::SIGSEGV);
+    let r = assert_fatal(&crash, "SIGSEGV", "SEGV_MAPERR");
+    assert!(r.backtrace.len() >= 3, "{:?}", symbols(&r));
+    assert!(crashguard_tests::has_frame(&r, "run"), "{:?}", symbols(&r));
+    assert!(crashguard_tests::has_frame(&r, "main"), "{:?}", symbols(&r));
+}
+
 /// Issue 8, row 1: a call through a garbage function pointer. The program counter is unmapped:
 /// frame 0 is that address, the unwinder neither faults nor gives up (the caller that made the
 /// bad call is the next frame, and its callers follow), and the process dies of the fault.

@@ -247,6 +247,8 @@ impl Config {
     /// How many bytes of the crashing thread's stack the fatal handler copies into the black box
     /// (the report's `context.stack`, what a minidump needs for offline unwinding): default
     /// 32 KiB, 0 for none, at most 1 MiB, a multiple of 16. The black-box file grows by as much.
+    /// The report's backtrace does not depend on it: the handler unwinds the live stack within
+    /// the thread's known bounds too.
     pub fn crash_stack_bytes(mut self, n: u32) -> Self {
         self.crash_stack_bytes = n;
         self

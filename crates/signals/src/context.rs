@@ -11,6 +11,10 @@ use crashguard_blackbox::EndWriter;
 use crate::{stacks, sys};
 
 /// Records `regs` and the stack above its stack pointer into the context section and seals it.
+/// Returns whether the live stack from the context's `stack_start` up to its `stack_high` is
+/// mapped and may be read directly (by the unwinder): true when bytes were copied from it with
+/// known bounds, or when the direct copy's conditions hold even if the black box keeps no stack
+/// copy at all (`stack_capacity` 0), so that the backtrace does not depend on the copy's size.
 ///
 /// The direct copy is used when the stack pointer lies inside the thread's registered stack
 /// `[low, high)` and the fault is no stack overflow: a thread's stack is mapped from the
@@ -26,7 +30,7 @@ pub(crate) fn record(
     regs: &sys::Registers,
     tid: u32,
     stack_overflow: bool,
-) {
+) -> bool {
     let bounds = stacks::lookup(tid);
     {
         let ctx = writer.context();
@@ -61,6 +65,8 @@ pub(crate) fn record(
     ctx.stack_start = start as u64;
     ctx.stack_len = copied as u32;
     writer.seal_context();
+    let known_top = bounds.is_some();
+    known_top && (copied > 0 || (direct && sp != 0))
 }
 
 /// Pages skipped, at most, looking for the first readable byte above a stack pointer that lies

@@ -163,8 +163,14 @@ pub(crate) fn record(bb: &BlackBox, state: &Installed, crash: &Crash, buf: &mut 
     };
     fill_basics(writer.end(), crash, buf.regs.pc);
     writer.end().detail_len = assafe::copy_bytes(&mut writer.end().detail, detail_of(&buf.line));
-    context::record(&mut writer, &buf.regs, crash.tid, crash.stack_overflow);
-    let frames = unwind::capture(state.unwinder, &buf.regs, &mut writer, &mut buf.unwind);
+    let live = context::record(&mut writer, &buf.regs, crash.tid, crash.stack_overflow);
+    let frames = unwind::capture(
+        state.unwinder,
+        &buf.regs,
+        &mut writer,
+        live,
+        &mut buf.unwind,
+    );
     let end = writer.end();
     for (slot, &ip) in end.frames.iter_mut().zip(frames) {
         *slot = ip;

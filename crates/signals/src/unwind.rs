@@ -164,13 +164,15 @@ impl StackView<'_> {
 /// return addresses the unwinder finds. A program counter outside every known object (a call
 /// through a bad function pointer) is stepped over as a call that never executed: the return
 /// address is where the call left it (x86-64: at the stack pointer; aarch64: the link
-/// register).
+/// register). Stack reads come from the copy, and — when `live` (see `context::record`) — from
+/// the live stack between the copy's start and the thread's known top.
 ///
 /// Async-signal-safe.
 pub(crate) fn capture<'s>(
     prepared: Option<&Prepared>,
     regs: &sys::Registers,
     writer: &mut EndWriter<'_>,
+    live: bool,
     scratch: &'s mut Scratch,
 ) -> &'s [u64] {
     let ctx = *writer.context();
@@ -179,7 +181,7 @@ pub(crate) fn capture<'s>(
     let view = StackView {
         copy,
         start: ctx.stack_start,
-        live_end: if ctx.stack_high > ctx.stack_start && copied > 0 {
+        live_end: if live && ctx.stack_high > ctx.stack_start {
             ctx.stack_high
         } else {
             ctx.stack_start

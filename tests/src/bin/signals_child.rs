@@ -364,6 +364,23 @@ fn run(dir: &Path, scenario: &str) {
             say(&format!("FORKED_CHILD_EXIT {code}"));
             std::process::exit(0);
         }
+        "no-stack-copy" => {
+            // A black box that keeps no stack copy (`stack_capacity` 0): the unwinder must still
+            // read the live stack within the thread's bounds, so the backtrace stays whole.
+            let opened = crashguard_blackbox::open(
+                dir,
+                &Options {
+                    ring_capacity: 64,
+                    stack_capacity: 0,
+                    ..Options::new(APP)
+                },
+            )
+            .expect("open black box");
+            let bb = opened.blackbox.arm().expect("arm");
+            bb.breadcrumb("child armed");
+            std::mem::forget(FatalHandlers::install(FatalConfig::new()).expect("install"));
+            crash_null_write();
+        }
         "handler-keeps-writing" => {
             // The crash happens on a worker; the main thread waits in `join`, so the timer's
             // process-directed signal reaches the main thread first (the kernel prefers it),
