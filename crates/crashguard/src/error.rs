@@ -31,10 +31,42 @@ pub enum Error {
     /// Another OS operation failed.
     Io {
         /// What was being done.
-        what: &'static str,
+        what: IoStep,
         /// What the OS said.
         source: std::io::Error,
     },
+}
+
+/// The step of `install()` an [`Error::Io`] failed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoStep {
+    /// Duplicating the termination log's descriptor for the fatal handlers.
+    DuplicateTerminationLog,
+    /// Making the shutdown latch (the descriptor termination signals wake).
+    MakeShutdownLatch,
+    /// Starting the shutdown coordinator's thread.
+    StartShutdownThread,
+    /// Starting the thread that reads termination signals.
+    StartSignalThread,
+}
+
+impl IoStep {
+    /// What was being done, as in "cannot duplicate the termination log's descriptor".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoStep::DuplicateTerminationLog => "duplicate the termination log's descriptor",
+            IoStep::MakeShutdownLatch => "make the shutdown latch",
+            IoStep::StartShutdownThread => "start the shutdown thread",
+            IoStep::StartSignalThread => "start the signal thread",
+        }
+    }
+}
+
+impl fmt::Display for IoStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for Error {
@@ -88,5 +120,27 @@ impl std::error::Error for Error {
 impl From<crashguard_blackbox::Error> for Error {
     fn from(e: crashguard_blackbox::Error) -> Self {
         Error::BlackBox(e)
+    }
+}
+
+#[cfg(test)]
+mod io_step_tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_names_its_step_once_and_keeps_the_os_error() {
+        let e = Error::Io {
+            what: IoStep::DuplicateTerminationLog,
+            source: std::io::Error::from_raw_os_error(libc::EMFILE),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot duplicate the termination log's descriptor"
+        );
+        let source = std::error::Error::source(&e).expect("the OS error");
+        let os = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(os.raw_os_error(), Some(libc::EMFILE));
     }
 }

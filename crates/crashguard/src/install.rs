@@ -16,6 +16,7 @@ use crashguard_budget::thread::{self, InstalledThreadSettings};
 use crashguard_signals::{FatalConfig, FatalHandlers, Signal};
 
 use crate::budgets::Budgets;
+use crate::error::IoStep;
 use crate::panic::PanicHook;
 use crate::previous::PreviousRun;
 use crate::shutdown::Coordinator;
@@ -197,7 +198,7 @@ pub(crate) fn install(config: Config) -> Result<Installation, Error> {
         .enricher(&crate::census::CENSUS);
     if let Some(log) = &termlog {
         let fd = log.duplicate().map_err(|source| Error::Io {
-            what: "duplicate the termination log's descriptor",
+            what: IoStep::DuplicateTerminationLog,
             source,
         })?;
         fatal_config = fatal_config.termination_log(fd);

@@ -180,6 +180,7 @@ pub mod report {
 /// needs no dependency of its own on those crates.
 #[cfg(unix)]
 pub mod errors {
+    pub use crate::error::IoStep;
     pub use crashguard_blackbox::BoxOption;
     pub use crashguard_blackbox::Error as BlackBoxError;
     pub use crashguard_budget::Error as BudgetError;

@@ -48,6 +48,7 @@ use crashguard_blackbox::{BlackBox, ExitCode};
 use crashguard_signals::{Signal, TermSignal, TerminationListener};
 use crossbeam_channel::Sender;
 
+use crate::error::IoStep;
 use crate::termlog::TermLog;
 use crate::{Config, Error};
 
@@ -141,7 +142,7 @@ impl Coordinator {
         let broadcast = Arc::new(Broadcast::default());
         let io = |what| move |source| Error::Io { what, source };
         let listen =
-            listen::Listen::new(source, tx.clone()).map_err(io("make the shutdown latch"))?;
+            listen::Listen::new(source, tx.clone()).map_err(io(IoStep::MakeShutdownLatch))?;
         let _ = broadcast.signals.set(listen);
         let hooks = Arc::new(hooks::Registry::default());
         let run = run::Run {
@@ -157,7 +158,7 @@ impl Coordinator {
             // Fits the 15 bytes Linux keeps of a thread name, so reports and `top` show all of it.
             .name("crashguard-stop".into())
             .spawn(move || run.main(cmd_rx))
-            .map_err(io("start the shutdown thread"))?;
+            .map_err(io(IoStep::StartShutdownThread))?;
         let mut coordinator = Coordinator {
             tx,
             broadcast,
@@ -168,7 +169,7 @@ impl Coordinator {
         };
         coordinator.signal_thread = Some(
             listen::SignalThread::start(Arc::clone(&coordinator.broadcast))
-                .map_err(io("start the signal thread"))?,
+                .map_err(io(IoStep::StartSignalThread))?,
         );
         Ok(coordinator)
     }
