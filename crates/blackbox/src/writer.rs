@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use crate::assafe;
 use crate::crc;
@@ -27,11 +27,11 @@ static RETIRED: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 /// uncommitted end (a crash handler recording), in nanoseconds.
 static END_WAIT_NS: AtomicU64 = AtomicU64::new(5_000_000_000);
 
-/// The mapping and slot descriptor of the box armed last, for the fork handler: a child must
-/// neither write into the parent's record nor hold the parent's slot lock.
-static FORK_BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-static FORK_LEN: AtomicUsize = AtomicUsize::new(0);
-static FORK_FD: AtomicI32 = AtomicI32::new(-1);
+/// The box armed last (still after it was disarmed or retired: its mapping and descriptor stay
+/// for the life of the process), for the fork handler: a child must neither write into the
+/// parent's record nor hold the parent's slot lock. The handler takes the mapping, its length
+/// and the descriptor from the box itself instead of from copies kept beside it.
+static ARMED_LAST: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Runs in a child process right after `fork`: disarms the box, replaces the parent's mapping
 /// with private memory and closes the child's copy of the slot's descriptor.
@@ -42,12 +42,14 @@ extern "C" fn disarm_in_fork_child() {
     RETIRED.store(std::ptr::null_mut(), Ordering::Release);
     // The child's only thread is a new kernel thread with the forking thread's cache.
     assafe::forget_cached_tid();
-    let base = FORK_BASE.swap(std::ptr::null_mut(), Ordering::AcqRel);
-    if !base.is_null() {
+    let last = ARMED_LAST.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: ARMED_LAST only ever holds null or a pointer from `Box::leak` in `arm`, never
+    // freed.
+    if let Some(bb) = unsafe { last.as_ref() } {
         crate::sys::detach_in_child(
-            base,
-            FORK_LEN.load(Ordering::Acquire),
-            FORK_FD.swap(-1, Ordering::AcqRel),
+            bb.base.cast(),
+            crate::layout::file_size(bb.ring_capacity, bb.stack_capacity),
+            bb._lock.as_raw_fd(),
         );
     }
 }
@@ -179,9 +181,7 @@ impl BlackBox {
             Ok(_) => {
                 let len = crate::layout::file_size(leaked.ring_capacity, leaked.stack_capacity);
                 crate::sys::dont_fork(leaked.base.cast(), len);
-                FORK_LEN.store(len, Ordering::Release);
-                FORK_FD.store(leaked._lock.as_raw_fd(), Ordering::Release);
-                FORK_BASE.store(leaked.base.cast(), Ordering::Release);
+                ARMED_LAST.store(p, Ordering::Release);
                 Ok(leaked)
             }
             // SAFETY: `p` came from Box::leak just above and was never published.
