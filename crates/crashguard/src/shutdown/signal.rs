@@ -22,11 +22,20 @@ pub struct ShutdownRequest {
     pub requested_at: SystemTime,
 }
 
+/// The channels [`ShutdownSignal::receiver`] hands out, by subscription id.
+#[derive(Debug, Default)]
+struct Subscribers {
+    next_id: u64,
+    channels: Vec<(u64, Sender<ShutdownRequest>)>,
+}
+
 /// Shared between the coordinator and every signal handle.
 #[derive(Debug, Default)]
 pub(crate) struct Broadcast {
     request: OnceLock<ShutdownRequest>,
-    subscribers: Mutex<Vec<Sender<ShutdownRequest>>>,
+    /// The channels of `receiver()` callers, each with the id its `ShutdownSignal` removes it
+    /// by when dropped.
+    subscribers: Mutex<Subscribers>,
     pub(super) wakers: Mutex<Wakers>,
     /// The signal source, when a coordinator runs (unit tests make broadcasts without one).
     pub(super) signals: OnceLock<Listen>,
@@ -51,7 +60,7 @@ impl Broadcast {
             listen.raise_latch();
         }
         let subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-        for tx in subs.iter() {
+        for (_, tx) in subs.channels.iter() {
             // Each subscriber channel holds one message and receives only this one.
             let _ = tx.try_send(request.clone());
         }
@@ -114,16 +123,27 @@ impl Broadcast {
         }
     }
 
-    fn subscribe(self: &Arc<Self>) -> Receiver<ShutdownRequest> {
+    /// A channel that receives the request once, and its id for [`Broadcast::unsubscribe`].
+    fn subscribe(&self) -> (u64, Receiver<ShutdownRequest>) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let mut subs = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        let id = subs.next_id;
+        subs.next_id += 1;
         // Check under the lock so a request published concurrently reaches us exactly once.
         if let Some(r) = self.request.get() {
             let _ = tx.try_send(r.clone());
         } else {
-            subs.push(tx);
+            subs.channels.push((id, tx));
         }
-        rx
+        (id, rx)
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        self.subscribers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .channels
+            .retain(|(i, _)| *i != id);
     }
 }
 
@@ -133,13 +153,22 @@ impl Broadcast {
 #[derive(Debug)]
 pub struct ShutdownSignal {
     broadcast: Arc<Broadcast>,
-    rx: Receiver<ShutdownRequest>,
+    /// The channel of [`ShutdownSignal::receiver`], made at its first call (most handles never
+    /// need one) and removed from the broadcast when the handle is dropped, so that a service
+    /// cloning a handle per connection does not accumulate channels.
+    rx: OnceLock<(u64, Receiver<ShutdownRequest>)>,
 }
 
 impl ShutdownSignal {
     pub(crate) fn new(broadcast: Arc<Broadcast>) -> Self {
-        let rx = broadcast.subscribe();
-        ShutdownSignal { broadcast, rx }
+        ShutdownSignal {
+            broadcast,
+            rx: OnceLock::new(),
+        }
+    }
+
+    fn rx(&self) -> &Receiver<ShutdownRequest> {
+        &self.rx.get_or_init(|| self.broadcast.subscribe()).1
     }
 
     /// Whether a shutdown has been requested. A peek: unlike [`ShutdownSignal::wait`] and the
@@ -183,7 +212,7 @@ impl ShutdownSignal {
         let Some(listen) = self.broadcast.signals.get() else {
             let timeout = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
             return select! {
-                recv(self.rx) -> r => r.ok(),
+                recv(self.rx()) -> r => r.ok(),
                 recv(timeout) -> _ => self.broadcast.get().cloned(),
             };
         };
@@ -207,7 +236,7 @@ impl ShutdownSignal {
     /// [`ShutdownSignal::wait`], it makes the application the owner of the drain.
     pub fn receiver(&self) -> &Receiver<ShutdownRequest> {
         self.broadcast.listen();
-        &self.rx
+        self.rx()
     }
 
     /// Holds the exit back while the returned value lives: for work in flight (a request being
@@ -283,6 +312,14 @@ impl Clone for ShutdownSignal {
     }
 }
 
+impl Drop for ShutdownSignal {
+    fn drop(&mut self) {
+        if let Some((id, _)) = self.rx.get() {
+            self.broadcast.unsubscribe(*id);
+        }
+    }
+}
+
 /// Work in flight that the exit waits for; see [`ShutdownSignal::hold`]. Dropping it releases
 /// the hold.
 #[derive(Debug)]
@@ -301,5 +338,44 @@ impl Clone for ShutdownHold {
 impl Drop for ShutdownHold {
     fn drop(&mut self) {
         self.broadcast.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shutdown::AppRequest;
+
+    fn subscribed(b: &Broadcast) -> usize {
+        b.subscribers
+            .lock()
+            .map(|s| s.channels.len())
+            .unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn handles_subscribe_only_for_receiver_and_leave_no_channel_behind() {
+        let b = Arc::new(Broadcast::default());
+        let signal = ShutdownSignal::new(Arc::clone(&b));
+        // A handle per connection, as a server clones it: nothing accumulates.
+        for _ in 0..1000 {
+            drop(signal.clone());
+        }
+        for _ in 0..1000 {
+            let c = signal.clone();
+            let _ = c.receiver();
+        }
+        assert_eq!(subscribed(&b), 0);
+        let kept = signal.clone();
+        let rx = kept.receiver().clone();
+        assert_eq!(subscribed(&b), 1);
+        assert!(b.publish(ShutdownRequest {
+            reason: ShutdownReason::App(AppRequest::Requested("test".into())),
+            requested_at: SystemTime::now(),
+        }));
+        assert!(rx.try_recv().is_ok(), "a live receiver gets the request");
+        // A receiver made after the publish has it at once.
+        let late = signal.clone();
+        assert!(late.receiver().try_recv().is_ok());
     }
 }
