@@ -154,6 +154,8 @@ impl Listen {
         if self.waiters.fetch_add(1, Ordering::SeqCst) == 0 {
             self.poke();
         }
+        // See `raise_latch`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         Waiter {
             listen: self,
             broadcast,
@@ -178,8 +180,17 @@ impl Listen {
         let _ = (&self.poke.write).write(&[1]);
     }
 
-    /// Makes the latch readable for good (the request is published).
+    /// Makes the latch readable for good (the request is published), when a thread blocked in
+    /// `wait`/`wait_timeout` may be polling it; otherwise the write, a system call on the way
+    /// of whoever publishes (often the task that must return the request), is skipped.
     pub(super) fn raise_latch(&self) {
+        // Pairs with the fence in `enter`: the request is stored before this fence and a
+        // waiter's count before its own, so either this load sees the waiter or the waiter's
+        // check after `enter` sees the request and never polls.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         // One byte is enough and the latch is never read, so a second write finding the
         // buffer full (it never is) would change nothing.
         let _ = (&self.latch.write).write(&[1]);
@@ -317,9 +328,11 @@ impl Listen {
             if !signal {
                 continue;
             }
+            // The head start ends at its deadline, or when poked: the coordinator pokes this
+            // thread when a shutdown begins, and a `wait_tokio` future when it goes away.
             if self.reactors.load(Ordering::SeqCst) > 0 && broadcast.get().is_none() {
                 let _ = poll_readable(
-                    &[Some(self.latch.read.as_fd()), Some(self.poke.read.as_fd())],
+                    &[Some(self.poke.read.as_fd()), None],
                     Some(Instant::now() + REACTOR_HEAD_START),
                 );
             }
