@@ -2,8 +2,10 @@
 //! request, a budget or a panic into one deliberate end — hooks run in order under a deadline,
 //! the outcome recorded in the black box, a documented exit code.
 //!
-//! The signal thread (in `crashguard-signals`) only forwards signals into a channel; user hooks
-//! never run in a signal handler nor on the signal thread. Each hook runs on a thread of its own
+//! Termination signals are read by whoever waits for them first (`listen.rs`: a thread blocked in
+//! `wait`, a `wait_tokio` runtime, or crashguard's `crashguard-sig` thread), which only publishes
+//! the request and hands the signal to the coordinator; user hooks never run in a signal handler
+//! nor on a thread that reads signals. Each hook runs on a thread of its own
 //! so that a hook that hangs can be abandoned at its timeout while the rest still run.
 
 //!
