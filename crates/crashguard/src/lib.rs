@@ -187,6 +187,7 @@ pub mod errors {
     pub use crashguard_budget::thread::SpawnError;
     pub use crashguard_budget::{BudgetKind, IoOp, MissingLimit, Share};
     pub use crashguard_signals::Error as SignalsError;
+    pub use crashguard_signals::{Installation, InvalidSetting};
 }
 
 /// Records a breadcrumb: a short message kept in the black box's ring, so the report of a crash

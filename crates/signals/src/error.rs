@@ -9,10 +9,11 @@ use crate::Signal;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The fatal handlers (or a termination listener) are already installed in this process.
-    AlreadyInstalled(&'static str),
-    /// A configuration value is out of range; the text says which.
-    InvalidConfig(&'static str),
+    /// The fatal handlers (or a termination listener) are already installed in this process;
+    /// the value says which.
+    AlreadyInstalled(Installation),
+    /// A configuration value is out of range; the value says which.
+    InvalidConfig(InvalidSetting),
     /// A number that is not a signal of this platform.
     InvalidSignal(i32),
     /// The signal cannot be listened for (a fatal or uncatchable signal).
@@ -38,10 +39,70 @@ pub enum Error {
     Listener(io::Error),
 }
 
+/// Which of the crate's installations an [`Error::AlreadyInstalled`] found in place. Each exists
+/// at most once per process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Installation {
+    /// The fatal-signal handlers ([`FatalHandlers`](crate::FatalHandlers)).
+    FatalHandlers,
+    /// A termination listener ([`TerminationListener`](crate::TerminationListener)), threaded
+    /// or polled.
+    TerminationListener,
+}
+
+impl fmt::Display for Installation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Installation::FatalHandlers => "fatal signal handlers",
+            Installation::TerminationListener => "a termination listener",
+        })
+    }
+}
+
+/// Which setting an [`Error::InvalidConfig`] rejected, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InvalidSetting {
+    /// [`FatalConfig::watchdog_timeout`](crate::FatalConfig::watchdog_timeout) of zero.
+    WatchdogTimeoutZero,
+    /// [`FatalConfig::watchdog_timeout`](crate::FatalConfig::watchdog_timeout) above 600
+    /// seconds.
+    WatchdogTimeoutTooLong,
+    /// [`FatalConfig::second_crash_wait`](crate::FatalConfig::second_crash_wait) above 60
+    /// seconds.
+    SecondCrashWaitTooLong,
+    /// A termination listener asked to listen for no signal at all.
+    NoTerminationSignals,
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidSetting::WatchdogTimeoutZero => "the watchdog timeout must not be zero",
+            InvalidSetting::WatchdogTimeoutTooLong => {
+                "the watchdog timeout must be at most 600 seconds"
+            }
+            InvalidSetting::SecondCrashWaitTooLong => {
+                "the second-crash wait must be at most 60 seconds"
+            }
+            InvalidSetting::NoTerminationSignals => {
+                "the termination listener needs at least one signal"
+            }
+        })
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::AlreadyInstalled(what) => write!(f, "{what} already installed in this process"),
+            Error::AlreadyInstalled(what) => {
+                let verb = match what {
+                    Installation::FatalHandlers => "are",
+                    Installation::TerminationListener => "is",
+                };
+                write!(f, "{what} {verb} already installed in this process")
+            }
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::InvalidSignal(n) => write!(f, "{n} is not a valid signal number"),
             Error::UnsupportedSignal(s) => {
@@ -79,8 +140,8 @@ mod tests {
     #[test]
     fn messages_are_lowercase_without_period_and_keep_the_source() {
         let errors = [
-            Error::AlreadyInstalled("fatal handlers are"),
-            Error::InvalidConfig("watchdog timeout must not be zero"),
+            Error::AlreadyInstalled(Installation::FatalHandlers),
+            Error::InvalidConfig(InvalidSetting::WatchdogTimeoutZero),
             Error::InvalidSignal(0),
             Error::UnsupportedSignal(Signal::SIGSEGV),
             Error::Sigaction {
@@ -102,5 +163,25 @@ mod tests {
         assert!(errors[4].source().is_some());
         assert!(errors[5].source().is_some());
         assert!(errors[0].source().is_none());
+    }
+
+    #[test]
+    fn the_typed_variants_say_which_installation_and_which_setting() {
+        assert_eq!(
+            Error::AlreadyInstalled(Installation::FatalHandlers).to_string(),
+            "fatal signal handlers are already installed in this process"
+        );
+        assert_eq!(
+            Error::AlreadyInstalled(Installation::TerminationListener).to_string(),
+            "a termination listener is already installed in this process"
+        );
+        assert_eq!(
+            Error::InvalidConfig(InvalidSetting::SecondCrashWaitTooLong).to_string(),
+            "invalid configuration: the second-crash wait must be at most 60 seconds"
+        );
+        assert_eq!(
+            Error::InvalidConfig(InvalidSetting::NoTerminationSignals).to_string(),
+            "invalid configuration: the termination listener needs at least one signal"
+        );
     }
 }

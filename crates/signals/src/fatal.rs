@@ -10,7 +10,7 @@ use crashguard_blackbox::assafe;
 
 use crate::state::{self, CRASH_STACK_BYTES, Disposition, EndEnricher, Installed, Previous};
 use crate::watchdog::Watchdog;
-use crate::{Error, Signal, altstack, handler, sys, unwind};
+use crate::{Error, Installation, InvalidSetting, Signal, altstack, handler, sys, unwind};
 
 /// How the process ends after the crash has been recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -120,19 +120,13 @@ impl FatalConfig {
 
     fn validate(&self) -> Result<(), Error> {
         if self.watchdog_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "the watchdog timeout must not be zero",
-            ));
+            return Err(Error::InvalidConfig(InvalidSetting::WatchdogTimeoutZero));
         }
         if self.watchdog_timeout > Duration::from_secs(600) {
-            return Err(Error::InvalidConfig(
-                "the watchdog timeout must be at most 600 seconds",
-            ));
+            return Err(Error::InvalidConfig(InvalidSetting::WatchdogTimeoutTooLong));
         }
         if self.second_crash_wait > Duration::from_secs(60) {
-            return Err(Error::InvalidConfig(
-                "the second-crash wait must be at most 60 seconds",
-            ));
+            return Err(Error::InvalidConfig(InvalidSetting::SecondCrashWaitTooLong));
         }
         Ok(())
     }
@@ -193,7 +187,7 @@ impl FatalHandlers {
         // Whether handlers exist is part of the one installed state (`state::claim`), not a
         // flag of its own.
         let Some(claimed) = state::claim() else {
-            return Err(Error::AlreadyInstalled("fatal signal handlers are"));
+            return Err(Error::AlreadyInstalled(Installation::FatalHandlers));
         };
         let mut handlers = FatalHandlers {
             state: claimed,
@@ -355,10 +349,22 @@ mod tests {
     #[test]
     fn rejects_bad_config_before_touching_anything() {
         let e = FatalHandlers::install(FatalConfig::new().watchdog_timeout(Duration::ZERO));
-        assert!(matches!(e, Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            e,
+            Err(Error::InvalidConfig(InvalidSetting::WatchdogTimeoutZero))
+        ));
+        let e =
+            FatalHandlers::install(FatalConfig::new().watchdog_timeout(Duration::from_secs(601)));
+        assert!(matches!(
+            e,
+            Err(Error::InvalidConfig(InvalidSetting::WatchdogTimeoutTooLong))
+        ));
         let e =
             FatalHandlers::install(FatalConfig::new().second_crash_wait(Duration::from_secs(3600)));
-        assert!(matches!(e, Err(Error::InvalidConfig(_))));
+        assert!(matches!(
+            e,
+            Err(Error::InvalidConfig(InvalidSetting::SecondCrashWaitTooLong))
+        ));
     }
 
     #[test]
@@ -375,7 +381,10 @@ mod tests {
         assert!(during.sa_flags & libc::SA_ONSTACK != 0);
         assert!(during.sa_flags & libc::SA_SIGINFO != 0);
         let again = FatalHandlers::install(FatalConfig::new());
-        assert!(matches!(again, Err(Error::AlreadyInstalled(_))));
+        assert!(matches!(
+            again,
+            Err(Error::AlreadyInstalled(Installation::FatalHandlers))
+        ));
         drop(h);
         for signal in Signal::FATAL {
             let after = sys::query_action(signal.number()).expect("query");
@@ -413,7 +422,7 @@ mod tests {
             let won = results.iter().filter(|r| r.is_ok()).count();
             let refused = results
                 .iter()
-                .filter(|r| matches!(r, Err(Error::AlreadyInstalled(_))))
+                .filter(|r| matches!(r, Err(Error::AlreadyInstalled(Installation::FatalHandlers))))
                 .count();
             assert_eq!((won, refused), (1, 3), "{results:?}");
             assert!(state::armed());

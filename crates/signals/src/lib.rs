@@ -138,7 +138,7 @@ mod unwind;
 mod watchdog;
 
 #[cfg(unix)]
-pub use error::Error;
+pub use error::{Error, Installation, InvalidSetting};
 #[cfg(unix)]
 pub use fatal::{FatalConfig, FatalHandlers, FatalPolicy};
 #[cfg(unix)]

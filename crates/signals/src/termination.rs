@@ -16,7 +16,7 @@ use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::iterator::{Handle, SignalsInfo};
 
 use crate::term_source::TermSource;
-use crate::{Error, Signal, sys};
+use crate::{Error, Installation, InvalidSetting, Signal, sys};
 
 /// Messages buffered for a consumer that does not keep up; later ones are dropped (the first
 /// signals are the ones a shutdown acts on).
@@ -124,9 +124,7 @@ impl TerminationListener {
     /// listener runs; [`Error::Listener`] and [`Error::Thread`] for OS failures.
     pub fn start(signals: &[Signal]) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
         if signals.is_empty() {
-            return Err(Error::InvalidConfig(
-                "the termination listener needs at least one signal",
-            ));
+            return Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals));
         }
         for &s in signals {
             if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
@@ -137,7 +135,7 @@ impl TerminationListener {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(Error::AlreadyInstalled("a termination listener is"));
+            return Err(Error::AlreadyInstalled(Installation::TerminationListener));
         }
         Self::start_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
     }
@@ -155,9 +153,7 @@ impl TerminationListener {
         signals: &[Signal],
     ) -> Result<(TerminationListener, std::sync::Arc<TermSource>), Error> {
         if signals.is_empty() {
-            return Err(Error::InvalidConfig(
-                "the termination listener needs at least one signal",
-            ));
+            return Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals));
         }
         for &s in signals {
             if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
@@ -168,7 +164,7 @@ impl TerminationListener {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            return Err(Error::AlreadyInstalled("a termination listener is"));
+            return Err(Error::AlreadyInstalled(Installation::TerminationListener));
         }
         Self::start_polled_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
     }
@@ -311,7 +307,7 @@ mod tests {
         }
         assert!(matches!(
             TerminationListener::start(&[]),
-            Err(Error::InvalidConfig(_))
+            Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals))
         ));
     }
 
@@ -358,7 +354,7 @@ mod tests {
             let (listener, rx) = TerminationListener::start(&[sig]).expect("start");
             assert!(matches!(
                 TerminationListener::start(&[Signal::SIGUSR1]),
-                Err(Error::AlreadyInstalled(_))
+                Err(Error::AlreadyInstalled(Installation::TerminationListener))
             ));
             // SAFETY: sends a signal to this process, which has a handler for it.
             assert_eq!(unsafe { libc::kill(libc::getpid(), sig.number()) }, 0);
