@@ -25,6 +25,17 @@ static RETIRED: AtomicPtr<BlackBox> = AtomicPtr::new(std::ptr::null_mut());
 
 /// How long a party that wants to end the process waits for another thread's claimed but
 /// uncommitted end (a crash handler recording), in nanoseconds.
+///
+/// It stays a static of its own, outside the armed [`BlackBox`], because it is not a setting of
+/// the box: it is the crash handler's time budget (the fatal handlers' watchdog timeout plus a
+/// margin), set by `crashguard-signals`, whose installed state this crate cannot see (the
+/// dependency points the other way). The box and the handlers are separate installations with
+/// their own lifetimes: the handlers work without a box, and a box armed after they were
+/// installed (or a retired box the exit watcher still amends) must wait just as long. Kept in
+/// the box, the limit would hold only for a box armed before the install, and an exit on
+/// another box would give up after the default while a crash handler is still within its
+/// watchdog. Like the interposer's one static in `crashguard-signals`, it is a fact about the
+/// process, read by every waiter whichever box it waits on.
 static END_WAIT_NS: AtomicU64 = AtomicU64::new(5_000_000_000);
 
 /// The box armed last (still after it was disarmed or retired: its mapping and descriptor stay
