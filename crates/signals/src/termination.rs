@@ -7,8 +7,7 @@
 //! can never delay noticing a second signal.
 
 use core::fmt;
-use core::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, TrySendError};
@@ -73,13 +72,53 @@ fn previous_actions(signals: &[Signal]) -> Result<Vec<(Signal, libc::sigaction)>
     Ok(previous)
 }
 
-/// Whether a listener exists in this process.
-static LISTENING: AtomicBool = AtomicBool::new(false);
+/// The termination side's installed state: one value for the process, owned by the running
+/// [`TerminationListener`] while there is one. Nothing here is read by a signal handler
+/// (signal-hook's handler owns that part), so a mutex guards it.
+struct Listening {
+    /// Whether a listener exists in this process: claimed by `start`/`start_polled` and
+    /// released as the listener's shutdown's last step.
+    running: bool,
+    /// signal-hook-registry's own sigaction per signal, remembered when a listener restored
+    /// the dispositions it replaced. The registry never reinstalls its handler for a signal it
+    /// has seen before, so the next listener puts it back itself: this part outlives each
+    /// listener on purpose, as a fact about the process's registry.
+    registry_actions: Vec<(i32, libc::sigaction)>,
+}
 
-/// signal-hook-registry's own sigaction per signal, remembered when a listener restored the
-/// dispositions it replaced. The registry never reinstalls its handler for a signal it has
-/// seen before, so the next listener puts it back itself.
-static REGISTRY_ACTIONS: Mutex<Vec<(i32, libc::sigaction)>> = Mutex::new(Vec::new());
+/// The one [`Listening`] value of the process.
+static LISTENING: Mutex<Listening> = Mutex::new(Listening {
+    running: false,
+    registry_actions: Vec::new(),
+});
+
+/// The state, also after a panic elsewhere while it was held (every update leaves it whole).
+fn listening() -> MutexGuard<'static, Listening> {
+    LISTENING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Checks `signals` and claims the one listener of the process.
+fn claim(signals: &[Signal]) -> Result<(), Error> {
+    if signals.is_empty() {
+        return Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals));
+    }
+    for &s in signals {
+        if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
+            return Err(Error::UnsupportedSignal(s));
+        }
+    }
+    let mut state = listening();
+    if state.running {
+        return Err(Error::AlreadyInstalled(Installation::TerminationListener));
+    }
+    state.running = true;
+    Ok(())
+}
+
+/// Releases the claim taken by [`claim`].
+fn release() {
+    listening().running = false;
+}
 
 /// The running listener. [`TerminationListener::stop`] (or dropping it) restores the
 /// dispositions that were in place before [`TerminationListener::start`] and joins the thread.
@@ -123,21 +162,8 @@ impl TerminationListener {
     /// [`Error::InvalidConfig`] for an empty list; [`Error::AlreadyInstalled`] while another
     /// listener runs; [`Error::Listener`] and [`Error::Thread`] for OS failures.
     pub fn start(signals: &[Signal]) -> Result<(TerminationListener, Receiver<TermSignal>), Error> {
-        if signals.is_empty() {
-            return Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals));
-        }
-        for &s in signals {
-            if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
-                return Err(Error::UnsupportedSignal(s));
-            }
-        }
-        if LISTENING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(Error::AlreadyInstalled(Installation::TerminationListener));
-        }
-        Self::start_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
+        claim(signals)?;
+        Self::start_inner(signals).inspect_err(|_| release())
     }
 
     /// Like [`TerminationListener::start`], but without the `crashguard-sig` thread: signal-hook's
@@ -152,21 +178,8 @@ impl TerminationListener {
     pub fn start_polled(
         signals: &[Signal],
     ) -> Result<(TerminationListener, std::sync::Arc<TermSource>), Error> {
-        if signals.is_empty() {
-            return Err(Error::InvalidConfig(InvalidSetting::NoTerminationSignals));
-        }
-        for &s in signals {
-            if s.is_fatal() || signal_hook::consts::FORBIDDEN.contains(&s.number()) {
-                return Err(Error::UnsupportedSignal(s));
-            }
-        }
-        if LISTENING
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(Error::AlreadyInstalled(Installation::TerminationListener));
-        }
-        Self::start_polled_inner(signals).inspect_err(|_| LISTENING.store(false, Ordering::Release))
+        claim(signals)?;
+        Self::start_polled_inner(signals).inspect_err(|_| release())
     }
 
     fn start_polled_inner(
@@ -240,7 +253,7 @@ impl TerminationListener {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        LISTENING.store(false, Ordering::Release);
+        release();
     }
 }
 
@@ -254,7 +267,8 @@ impl Drop for TerminationListener {
 /// handler is still the registry's (a handler someone installed after us is left alone), and
 /// remembers the registry's action for [`rearm_registry`].
 fn restore_previous(previous: &[(Signal, libc::sigaction)]) {
-    let mut saved = REGISTRY_ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut state = listening();
+    let saved = &mut state.registry_actions;
     for (signal, prev) in previous {
         let Ok(current) = sys::query_action(signal.number()) else {
             continue;
@@ -278,7 +292,8 @@ fn restore_previous(previous: &[(Signal, libc::sigaction)]) {
 /// Reinstalls the registry's handler for signals whose disposition an earlier listener restored
 /// (and that nobody changed since).
 fn rearm_registry(previous: &[(Signal, libc::sigaction)]) {
-    let saved = REGISTRY_ACTIONS.lock().unwrap_or_else(|e| e.into_inner());
+    let state = listening();
+    let saved = &state.registry_actions;
     for (signal, prev) in previous {
         let Some((_, registry)) = saved.iter().find(|(n, _)| *n == signal.number()) else {
             continue;
