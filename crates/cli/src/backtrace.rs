@@ -16,6 +16,9 @@ pub struct Options {
     pub binary: Option<PathBuf>,
     /// Directories to search for separate debug files; empty means `/usr/lib/debug`.
     pub debug_dirs: Vec<PathBuf>,
+    /// Read file and line from the separate debug files of libraries too (see
+    /// [`Symbolizer::library_lines`]); by default their frames are named from symbols only.
+    pub library_lines: bool,
 }
 
 /// One frame and what it resolved to.
@@ -57,6 +60,7 @@ pub fn resolve(report: &Report, opts: &Options) -> Resolved {
     if !opts.debug_dirs.is_empty() {
         symbolizer = symbolizer.with_debug_dirs(opts.debug_dirs.clone());
     }
+    symbolizer = symbolizer.library_lines(executable_of(report), opts.library_lines);
     let recorded = |frame: &Frame| {
         frame.symbol.as_ref().map(|symbol| Location {
             function: Some(symbol.clone()),

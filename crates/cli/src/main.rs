@@ -86,6 +86,12 @@ struct SymbolArgs {
     /// this directory instead of /usr/lib/debug; may be given several times.
     #[arg(long, value_name = "DIR")]
     debug_dir: Vec<PathBuf>,
+    /// Also read file and line numbers for frames in libraries whose debug information is a
+    /// separate debug file (libc6-dbg and the like). Without it those frames are named from the
+    /// debug file's symbol table only: such files are compressed, and inflating them is most of
+    /// the time `show` takes.
+    #[arg(long)]
+    library_lines: bool,
 }
 
 impl SymbolArgs {
@@ -94,6 +100,7 @@ impl SymbolArgs {
             disabled: self.no_symbolize,
             binary: self.binary.clone(),
             debug_dirs: self.debug_dir.clone(),
+            library_lines: self.library_lines,
         }
     }
 }

@@ -147,7 +147,8 @@ pub struct FrameRef<'a> {
 /// the addresses DWARF left unnamed, all of a backtrace's at once ([`Covering`]): a binary with
 /// full debug information never needs them.
 struct Module {
-    dwarf: Loader,
+    /// `None` for a library named from its separate debug file's symbols only.
+    dwarf: Option<Loader>,
     symbol_files: Vec<PathBuf>,
 }
 
@@ -159,6 +160,9 @@ pub struct Symbolizer {
     executable: Option<String>,
     binary: Option<PathBuf>,
     debug_dirs: Vec<PathBuf>,
+    /// `None`: every module's DWARF is read. `Some(exe)`: a module other than `exe` whose debug
+    /// information is a separate debug file is named from that file's symbols only.
+    symbols_only_for_libraries_but: Option<Option<String>>,
     cache: HashMap<(PathBuf, Option<String>), Cached>,
 }
 
@@ -173,6 +177,10 @@ impl fmt::Debug for Symbolizer {
             .field("executable", &self.executable)
             .field("binary", &self.binary)
             .field("debug_dirs", &self.debug_dirs)
+            .field(
+                "library_lines",
+                &self.symbols_only_for_libraries_but.is_none(),
+            )
             .field("modules", &self.cache.len())
             .finish()
     }
@@ -186,8 +194,21 @@ impl Symbolizer {
             executable: None,
             binary: None,
             debug_dirs: vec![PathBuf::from(debuginfo::DEFAULT_DEBUG_DIR)],
+            symbols_only_for_libraries_but: None,
             cache: HashMap::new(),
         }
+    }
+
+    /// Whether libraries' separate debug files are read for file, line and inlined functions
+    /// (`on`, the default of a new symbolizer) or only for their symbol tables. A distribution
+    /// ships its libraries' debug information compressed (libc6-dbg: 4 MB inflating to 16 MB),
+    /// and DWARF is read whole before the first lookup, so two libc frames (`start_thread`,
+    /// `clone3`, named right from the symbols either way) cost more than 64 frames of the
+    /// application. The executable recorded at `executable` (and any module whose DWARF is in
+    /// the module file itself) always gets file and line.
+    pub fn library_lines(mut self, executable: Option<&str>, on: bool) -> Symbolizer {
+        self.symbols_only_for_libraries_but = (!on).then(|| executable.map(str::to_owned));
+        self
     }
 
     /// Looks for separate debug files under `dirs` (in order) instead of `/usr/lib/debug`.
@@ -276,10 +297,14 @@ impl Symbolizer {
             parse_hex(offset).ok_or_else(|| SymbolizeError::BadOffset(offset.to_owned()))?;
         let path = self.file_for(module);
         let key = (path.clone(), frame.build_id.map(str::to_owned));
+        let library_lines = match &self.symbols_only_for_libraries_but {
+            None => true,
+            Some(exe) => exe.as_deref() == Some(module),
+        };
         let loaded = match self.cache.get(&key) {
             Some(cached) => cached.clone()?,
             None => {
-                let loaded = load(&path, frame.build_id, &self.debug_dirs);
+                let loaded = load(&path, frame.build_id, &self.debug_dirs, library_lines);
                 self.cache.insert(key, loaded.clone());
                 loaded?
             }
@@ -361,7 +386,15 @@ pub fn build_id_of(path: &Path) -> Result<Option<String>, SymbolizeError> {
     Ok(id.map(hex))
 }
 
-fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
+/// Loads a module: checks its build id, finds its separate debug file, and opens the DWARF
+/// (of the debug file when there is one) — unless `separate_dwarf` is false and there is a
+/// separate debug file, which is then used for its symbol table only.
+fn load(
+    path: &Path,
+    recorded: Option<&str>,
+    debug_dirs: &[PathBuf],
+    separate_dwarf: bool,
+) -> Cached {
     let found = build_id_of(path)?;
     if let Some(recorded) = recorded
         && found.as_deref().map(str::to_ascii_lowercase) != Some(recorded.to_ascii_lowercase())
@@ -373,6 +406,14 @@ fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
         });
     }
     let debug_file = debuginfo::find_debug_file(path, found.as_deref(), debug_dirs);
+    let mut symbol_files: Vec<PathBuf> = debug_file.iter().cloned().collect();
+    symbol_files.push(path.to_owned());
+    if debug_file.is_some() && !separate_dwarf {
+        return Ok(Rc::new(Module {
+            dwarf: None,
+            symbol_files,
+        }));
+    }
     // A debug file that the DWARF reader rejects is passed over for the module itself.
     let dwarf = match debug_file.as_deref().map(Loader::new) {
         Some(Ok(l)) => l,
@@ -381,10 +422,8 @@ fn load(path: &Path, recorded: Option<&str>, debug_dirs: &[PathBuf]) -> Cached {
             message: e.to_string(),
         })?,
     };
-    let mut symbol_files: Vec<PathBuf> = debug_file.into_iter().collect();
-    symbol_files.push(path.to_owned());
     Ok(Rc::new(Module {
-        dwarf,
+        dwarf: Some(dwarf),
         symbol_files,
     }))
 }
@@ -402,9 +441,12 @@ fn name_outermost(locations: &mut Vec<Location>, raw: &str) {
     }
 }
 
-/// What a module's DWARF says about `probe`, innermost inlined function first.
+/// What a module's DWARF says about `probe`, innermost inlined function first; nothing for a
+/// module named from symbols only.
 fn resolve(module: &Module, path: &Path, probe: u64) -> Result<Vec<Location>, SymbolizeError> {
-    let loader = &module.dwarf;
+    let Some(loader) = &module.dwarf else {
+        return Ok(Vec::new());
+    };
     let dwarf = |e: &dyn fmt::Display| SymbolizeError::Dwarf {
         path: path.to_owned(),
         message: e.to_string(),

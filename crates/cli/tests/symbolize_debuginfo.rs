@@ -230,3 +230,54 @@ fn a_stripped_binary_finds_its_debug_file_by_build_id_and_by_debuglink() {
     assert!(loc.iter().all(|l| l.file.is_none()), "{loc:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn library_frames_are_named_from_symbols_unless_library_lines_are_asked_for() {
+    let libc = std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6")
+        .or_else(|_| std::fs::canonicalize("/lib/aarch64-linux-gnu/libc.so.6"))
+        .expect("libc");
+    let id = build_id_of(&libc).ok().flatten();
+    let debug_file = find_debug_file(&libc, id.as_deref(), &[PathBuf::from("/usr/lib/debug")]);
+    let ips = std::thread::spawn(|| {
+        let mut ips = Vec::new();
+        backtrace::trace(|f| {
+            ips.push(f.ip() as u64);
+            true
+        });
+        ips
+    })
+    .join()
+    .expect("thread");
+    let probes: Vec<(PathBuf, u64)> = ips
+        .into_iter()
+        .filter_map(module_and_offset)
+        .filter(|(m, _)| m.to_string_lossy().contains("libc.so"))
+        .map(|(m, offset)| (m, offset - 1))
+        .collect();
+    assert!(probes.len() >= 2, "libc frames: {probes:?}");
+    let exe = std::env::current_exe().expect("exe").display().to_string();
+    let mut names_only = Symbolizer::new().library_lines(Some(&exe), false);
+    let mut with_lines = Symbolizer::new().library_lines(Some(&exe), true);
+    let mut any_line = false;
+    for (module, probe) in &probes {
+        let quick = symbolize(&mut names_only, module, *probe, id.as_deref());
+        let full = symbolize(&mut with_lines, module, *probe, id.as_deref());
+        // The same function either way: the outermost DWARF function is the symbol's.
+        assert_eq!(
+            outer_name(&quick),
+            outer_name(&full),
+            "{quick:?} vs {full:?}"
+        );
+        if debug_file.is_some() {
+            assert_eq!(quick.len(), 1, "one name, no inlined frames: {quick:?}");
+            assert_eq!(quick[0].file, None, "no file:line from symbols: {quick:?}");
+            any_line |= full.iter().any(|l| l.file.is_some() && l.line.is_some());
+        }
+    }
+    if debug_file.is_some() {
+        assert!(
+            any_line,
+            "library_lines reads libc6-dbg's DWARF for file and line"
+        );
+    }
+}
