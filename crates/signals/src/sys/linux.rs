@@ -241,27 +241,10 @@ impl Alarm {
     /// Creates the disarmed timer. `_on_expiry` is for platforms that wait in a thread; here
     /// the handler recognises the signal.
     pub(crate) fn new(cookie: u64, _on_expiry: fn()) -> std::io::Result<Alarm> {
-        // SAFETY: an all-zero sigevent is a valid value to fill in.
-        let mut event: libc::sigevent = unsafe { mem::zeroed() };
-        event.sigev_notify = libc::SIGEV_SIGNAL;
-        event.sigev_signo = ALARM_SIGNAL;
-        event.sigev_value = libc::sigval {
-            sival_ptr: cookie as usize as *mut c_void,
-        };
-        let mut id: c_int = -1;
-        // SAFETY: a raw timer_create system call; `event` and `id` are valid for the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_timer_create,
-                libc::CLOCK_MONOTONIC,
-                &raw mut event,
-                &raw mut id,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
+        match create_timer(cookie, None) {
+            -1 => Err(std::io::Error::last_os_error()),
+            id => Ok(Alarm(id)),
         }
-        Ok(Alarm(id))
     }
 
     /// The handle [`arm_alarm`] takes.
@@ -299,14 +282,31 @@ pub(crate) fn arm_alarm(handle: i32, after_ns: u64) {
 ///
 /// Async-signal-safe.
 pub(crate) fn arm_thread_alarm(tid: u32, cookie: u64, after_ns: u64) {
+    let id = create_timer(cookie, Some(tid));
+    if id != -1 {
+        arm_alarm(id, after_ns);
+    }
+}
+
+/// Creates a disarmed `CLOCK_MONOTONIC` timer whose expiry sends [`ALARM_SIGNAL`] carrying
+/// `cookie`: to the process, or to thread `thread` when given (`SIGEV_THREAD_ID`). Returns the
+/// timer's id, or -1 with `errno` set.
+///
+/// Async-signal-safe.
+fn create_timer(cookie: u64, thread: Option<u32>) -> c_int {
     // SAFETY: an all-zero sigevent is a valid value to fill in.
     let mut event: libc::sigevent = unsafe { mem::zeroed() };
-    event.sigev_notify = libc::SIGEV_THREAD_ID;
     event.sigev_signo = ALARM_SIGNAL;
-    event.sigev_notify_thread_id = tid as c_int;
     event.sigev_value = libc::sigval {
         sival_ptr: cookie as usize as *mut c_void,
     };
+    match thread {
+        Some(tid) => {
+            event.sigev_notify = libc::SIGEV_THREAD_ID;
+            event.sigev_notify_thread_id = tid as c_int;
+        }
+        None => event.sigev_notify = libc::SIGEV_SIGNAL,
+    }
     let mut id: c_int = -1;
     // SAFETY: a raw timer_create system call; `event` and `id` are valid for the call.
     let rc = unsafe {
@@ -317,9 +317,7 @@ pub(crate) fn arm_thread_alarm(tid: u32, cookie: u64, after_ns: u64) {
             &raw mut id,
         )
     };
-    if rc == 0 {
-        arm_alarm(id, after_ns);
-    }
+    if rc == 0 { id } else { -1 }
 }
 
 /// Async-signal-safe.
