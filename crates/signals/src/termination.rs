@@ -331,10 +331,14 @@ mod tests {
         let _serial = crate::TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let signals = [Signal::SIGUSR1, Signal::SIGUSR2];
         let (listener, rx) = TerminationListener::start(&signals).expect("start");
+        // Sent to this thread, not the process: a signal a thread sends itself is handled
+        // before `pthread_kill` returns, so none is still pending on another thread when the
+        // listener stops and the default action (which ends the process) is back.
         for i in 0..600 {
             let s = signals[i % 2];
-            // SAFETY: sends a signal to this process, which has a handler for it.
-            assert_eq!(unsafe { libc::kill(libc::getpid(), s.number()) }, 0);
+            // SAFETY: signals the calling thread, which may take it (nothing blocks it).
+            let rc = unsafe { libc::pthread_kill(libc::pthread_self(), s.number()) };
+            assert_eq!(rc, 0);
         }
         // Same-signal deliveries may merge, but at least one of each arrives and never more
         // than were sent.
@@ -350,8 +354,8 @@ mod tests {
         }
         assert!(seen.len() <= 600, "{} messages for 600 signals", seen.len());
         // Still alive and still listening after the storm.
-        // SAFETY: sends a signal to this process, which has a handler for it.
-        let rc = unsafe { libc::kill(libc::getpid(), signals[0].number()) };
+        // SAFETY: as above.
+        let rc = unsafe { libc::pthread_kill(libc::pthread_self(), signals[0].number()) };
         assert_eq!(rc, 0);
         let got = rx
             .recv_timeout(Duration::from_secs(30))
