@@ -15,7 +15,6 @@
 //! `[address, address + size)`, so such an address gets no name rather than a wrong one, and is
 //! shown as `module+0xoffset`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSymbol, ReadCache, SymbolKind};
@@ -143,10 +142,13 @@ pub struct DebugLink {
     pub crc: u32,
 }
 
+/// The largest debug file read whole to check a debug link's CRC-32.
+const MAX_DEBUG_FILE: u64 = 4 << 30;
+
 /// Reads the `.gnu_debuglink` of an object file.
 pub fn debug_link(path: &Path) -> DebugLink {
     let link = (|| {
-        let file = File::open(path).ok()?;
+        let file = crashguard_blackbox::open_regular_file(path).ok()?;
         let cache = ReadCache::new(file);
         let obj = object::File::parse(&cache).ok()?;
         let (name, crc) = obj.gnu_debuglink().ok()??;
@@ -160,22 +162,20 @@ pub fn debug_link(path: &Path) -> DebugLink {
 
 /// The build id of an object file, hex, when it parses and has one.
 fn build_id_hex(path: &Path) -> Option<String> {
-    let file = File::open(path).ok()?;
+    let file = crashguard_blackbox::open_regular_file(path).ok()?;
     let cache = ReadCache::new(file);
     let obj = object::File::parse(&cache).ok()?;
     obj.build_id().ok()?.map(crate::symbolize::hex)
 }
 
-/// Whether `candidate` is the debug file of a module with `build_id` and `link`.
+/// Whether `candidate` is the debug file of a module with `build_id` and `link`. Every open is
+/// non-blocking and refuses anything but a regular file.
 fn matches(candidate: &Path, build_id: Option<&str>, link: Option<&DebugLink>) -> bool {
-    if !candidate.is_file() {
-        return false;
-    }
     match (build_id_hex(candidate), build_id) {
         (Some(found), Some(want)) => found.eq_ignore_ascii_case(want),
         // No build id to compare: the debug link's CRC-32 of the whole file decides.
         _ => match link {
-            Some(l) => std::fs::read(candidate)
+            Some(l) => crashguard_blackbox::read_regular_file(candidate, MAX_DEBUG_FILE)
                 .is_ok_and(|bytes| crashguard_blackbox::crc32(&bytes) == l.crc),
             None => false,
         },
@@ -190,7 +190,9 @@ pub fn find_debug_file(
     build_id: Option<&str>,
     debug_dirs: &[PathBuf],
 ) -> Option<PathBuf> {
-    if let Some(id) = build_id.filter(|id| id.len() > 2 && id.is_ascii())
+    // The build id comes from a report: only hex digits may become part of a path.
+    if let Some(id) =
+        build_id.filter(|id| id.len() > 2 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         && let (Some(head), Some(tail)) = (id.get(..2), id.get(2..))
     {
         for dir in debug_dirs {
