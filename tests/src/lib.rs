@@ -195,17 +195,22 @@ impl Child {
 
     /// Writes one line to the child's stdin; an error (the child has ended) is returned, for
     /// tests whose next step shows how the child ended.
+    ///
+    /// The line and its newline go in one `write` (atomic on a pipe up to `PIPE_BUF` bytes):
+    /// `writeln!` would write the text and the newline separately, and a child that acts on the
+    /// first byte it reads (and ends, as the recording child does) may be gone before the
+    /// second write, which then fails with `EPIPE` although the child got its go-ahead.
     pub fn try_send_line(&mut self, line: &str) -> std::io::Result<()> {
         let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        writeln!(stdin, "{line}")?;
+        let whole = format!("{line}\n");
+        stdin.write_all(whole.as_bytes())?;
         stdin.flush()
     }
 
-    /// Writes one line to the child's stdin.
+    /// Writes one line to the child's stdin (in one `write`, as [`Child::try_send_line`]).
     pub fn send_line(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().expect("piped stdin");
-        writeln!(stdin, "{line}").expect("write to the child's stdin");
-        stdin.flush().expect("flush the child's stdin");
+        self.try_send_line(line)
+            .expect("write a line to the child's stdin");
     }
 
     /// Sends `signal` to the child.
