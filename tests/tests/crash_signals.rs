@@ -14,14 +14,7 @@ fn on_main(
     code_name: &'static str,
     function: &'static str,
 ) -> Expected<'static> {
-    Expected {
-        signal,
-        name,
-        code_name,
-        stack_overflow: false,
-        function,
-        thread: "crashguard-chil",
-    }
+    Expected::child(signal, name, code_name, function, "crashguard-chil")
 }
 
 #[test]

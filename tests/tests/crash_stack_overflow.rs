@@ -15,12 +15,14 @@ const CHILD: &str = env!("CARGO_BIN_EXE_crashguard-child");
 
 fn overflow(code_name: &'static str, thread: &'static str) -> Expected<'static> {
     Expected {
-        signal: libc::SIGSEGV,
-        name: "SIGSEGV",
-        code_name,
         stack_overflow: true,
-        function: "crash_stack_overflow",
-        thread,
+        ..Expected::child(
+            libc::SIGSEGV,
+            "SIGSEGV",
+            code_name,
+            "crash_stack_overflow",
+            thread,
+        )
     }
 }
 
