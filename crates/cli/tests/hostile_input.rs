@@ -1,15 +1,18 @@
-//! Hostile input (attack 6 of `docs/security.md`): the CLI never blocks on a file that is not a
-//! regular file (a FIFO given on the command line, or named in a report as a module), escapes
-//! control characters from reports before they reach the terminal, and bounds what `list`
-//! keeps from a directory of many files.
+//! Hostile input (attack 6 of `docs/security.md`): the CLI never blocks on a file it opens (a
+//! FIFO given on the command line, named in a report as a module, or found where a debug file
+//! is looked for; a debug file another process holds a lease on), escapes control characters
+//! from reports before they reach the terminal, and bounds what `list` keeps from a directory
+//! of many files.
 
 mod common;
 
-use std::path::Path;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::{make_box, store_report, temp_dir};
+use crashguard_cli::symbolize::build_id_of;
 
 /// Runs the CLI, failing the test if it has not finished within 20 s (a hang is the bug).
 fn crashguard_bounded(args: &[&str]) -> Output {
@@ -37,12 +40,51 @@ fn crashguard_bounded(args: &[&str]) -> Output {
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: mkfifo takes a NUL-terminated path.
-    assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo");
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o666) }, 0, "mkfifo");
 }
 
-unsafe extern "C" {
-    #[link_name = "mkfifo"]
-    fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+/// A function of this test binary, recorded as the crashing frame of the debug-file tests.
+#[inline(never)]
+fn hostile_input_marker() -> u64 {
+    std::hint::black_box(0xdeb6)
+}
+
+/// A raw black box whose crashing frame is [`hostile_input_marker`], written to
+/// `<dir>/crash.box`, and the path under `debug_dir` where the CLI looks for this binary's
+/// debug file by build id (`.build-id/ab/cdef….debug`, its directory made).
+fn crash_in_this_binary(dir: &Path, debug_dir: &Path) -> (PathBuf, PathBuf) {
+    let ip = hostile_input_marker as *const () as usize as u64;
+    let bytes = make_box(dir, "svc", |bb| common::end_with_segv(bb, &[ip]));
+    let file = dir.join("crash.box");
+    std::fs::write(&file, &bytes).expect("write the box");
+    let exe = std::env::current_exe().expect("this test binary");
+    let id = build_id_of(&exe)
+        .expect("parse this test binary")
+        .expect("this test binary has a build id");
+    let candidate = debug_dir
+        .join(".build-id")
+        .join(&id[..2])
+        .join(format!("{}.debug", &id[2..]));
+    std::fs::create_dir_all(candidate.parent().expect("a parent")).expect("mkdir");
+    (file, candidate)
+}
+
+/// Runs `show --debug-dir <debug_dir> <file>` and asserts that it finished (bounded) and still
+/// named the crashing frame, from the binary itself.
+fn assert_show_names_the_frame(file: &Path, debug_dir: &Path) {
+    let out = crashguard_bounded(&[
+        "show",
+        "--debug-dir",
+        debug_dir.to_str().expect("utf-8"),
+        file.to_str().expect("utf-8"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert!(
+        text.contains("hostile_input_marker") && text.contains("hostile_input.rs"),
+        "the crashing frame is not named:\n{text}\n{err}"
+    );
 }
 
 #[test]
@@ -86,6 +128,39 @@ fn a_report_naming_a_fifo_as_its_module_does_not_hang_show() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_fifo_where_a_debug_file_is_looked_for_does_not_hang_show() {
+    let dir = temp_dir("hostile-debug-fifo");
+    let debug_dir = dir.join("debug");
+    let (file, candidate) = crash_in_this_binary(&dir, &debug_dir);
+    mkfifo(&candidate);
+    assert_show_names_the_frame(&file, &debug_dir);
+}
+
+/// A regular file at the debug file's path, on which this process holds a write lease: another
+/// process's blocking open of it waits until the lease is given up, or until the kernel breaks
+/// it after `/proc/sys/fs/lease-break-time` (45 s by default); a non-blocking open fails at
+/// once with `EWOULDBLOCK`. (An open of the lookup that was not non-blocking hangs here: the
+/// file passes any check by path, such as `is_file`, made before it is opened.)
+#[test]
+fn a_leased_debug_file_does_not_hold_show_up() {
+    let dir = temp_dir("hostile-debug-lease");
+    let debug_dir = dir.join("debug");
+    let (file, candidate) = crash_in_this_binary(&dir, &debug_dir);
+    std::fs::write(&candidate, b"not a debug file").expect("write the candidate");
+    let held = std::fs::File::open(&candidate).expect("open the candidate");
+    // SAFETY: fcntl on a descriptor this test owns and keeps open until the end.
+    let rc = unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+    assert_eq!(rc, 0, "F_SETLEASE: {}", std::io::Error::last_os_error());
+    // No owner: breaking the lease signals nobody (the default, SIGIO to this process, would
+    // end the test binary).
+    // SAFETY: as above.
+    let rc = unsafe { libc::fcntl(held.as_raw_fd(), libc::F_SETOWN, 0) };
+    assert_eq!(rc, 0, "F_SETOWN: {}", std::io::Error::last_os_error());
+    assert_show_names_the_frame(&file, &debug_dir);
+    drop(held);
 }
 
 #[test]
