@@ -147,13 +147,9 @@ fn reports_are_private_whatever_was_there_and_whatever_the_umask() {
     }
 }
 
-/// Attack 6: a FIFO as termination log hung `install()`. It is refused at once with an error
-/// naming the problem.
-#[test]
-fn a_fifo_as_termination_log_is_refused_without_blocking() {
-    let dir = TempDir::new("termlog-fifo");
-    let log = dir.join("termination-log");
-    mkfifo(&log);
+/// Installs with `log` as the termination log and asserts that install refused it (exit 66)
+/// with an error containing `why`.
+fn assert_termination_log_refused(dir: &Path, log: &Path, why: &str) {
     let f = sec(
         &dir.join("reports-root"),
         "none",
@@ -161,7 +157,17 @@ fn a_fifo_as_termination_log_is_refused_without_blocking() {
     );
     f.assert_exit_code(66);
     let e = f.line("INSTALL_ERROR ").unwrap_or_default();
-    assert!(e.contains("named pipe"), "{f}");
+    assert!(e.contains(why), "{f}");
+}
+
+/// Attack 6: a FIFO as termination log hung `install()`. It is refused at once with an error
+/// naming the problem.
+#[test]
+fn a_fifo_as_termination_log_is_refused_without_blocking() {
+    let dir = TempDir::new("termlog-fifo");
+    let log = dir.join("termination-log");
+    mkfifo(&log);
+    assert_termination_log_refused(&dir, &log, "named pipe");
 }
 
 /// Attack 6: a hard link as termination log would write the crash summary into another file.
@@ -172,14 +178,7 @@ fn a_hard_linked_termination_log_is_refused() {
     std::fs::write(&target, "keep me\n").unwrap();
     let log = dir.join("termination-log");
     std::fs::hard_link(&target, &log).unwrap();
-    let f = sec(
-        &dir.join("reports-root"),
-        "none",
-        &["--termlog", log.to_str().unwrap()],
-    );
-    f.assert_exit_code(66);
-    let e = f.line("INSTALL_ERROR ").unwrap_or_default();
-    assert!(e.contains("2 hard links"), "{f}");
+    assert_termination_log_refused(&dir, &log, "2 hard links");
     assert_eq!(std::fs::read(&target).unwrap(), b"keep me\n");
 }
 

@@ -2,62 +2,33 @@
 //! module-relative from `/proc/self/maps` and the ELF program headers, resolves to its name; a
 //! recorded build id that differs from the file's is refused.
 
-use std::path::PathBuf;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::module_and_offset;
 use crashguard_cli::symbolize::{FrameRef, SymbolizeError, Symbolizer, build_id_of};
-use object::{Object, ObjectSegment};
 
 #[inline(never)]
 fn symbolize_me_please() -> u32 {
     std::hint::black_box(7)
 }
 
-/// The module containing `addr` and the address's offset from the module's load bias, found
-/// the way a debugger would: the mapping from /proc/self/maps gives the file offset, and the
-/// ELF segment holding that file offset gives the link-time address.
-fn module_and_offset(addr: u64) -> Option<(PathBuf, u64)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(_perms), Some(offset), Some(_dev), Some(_inode), Some(path)) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
-            continue;
-        };
-        let (start, end) = range.split_once('-').expect("range");
-        let start = u64::from_str_radix(start, 16).expect("start");
-        let end = u64::from_str_radix(end, 16).expect("end");
-        if !(start..end).contains(&addr) {
-            continue;
-        }
-        let file_off = addr - start + u64::from_str_radix(offset, 16).expect("offset");
-        let data = std::fs::read(path).ok()?;
-        let obj = object::File::parse(&*data).ok()?;
-        for seg in obj.segments() {
-            let (off, size) = seg.file_range();
-            if (off..off + size).contains(&file_off) {
-                return Some((PathBuf::from(path), seg.address() + (file_off - off)));
-            }
-        }
-        return None;
-    }
-    None
+/// Where `symbolize_me_please` is, as a report records a frame: the module's path and the
+/// offset, hex.
+fn frame_of_me() -> (String, String) {
+    let addr = symbolize_me_please as *const () as usize as u64;
+    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
+    let module = module.to_str().expect("utf-8 path").to_owned();
+    (module, format!("{offset:#x}"))
 }
 
 #[test]
 fn symbolizes_a_function_of_this_executable() {
-    let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
+    let (module, offset) = frame_of_me();
     // Linkers set up with --build-id (the default of Debian's, Ubuntu's and Fedora's gcc) give
     // the test binary an id; without one the lookup still works, merely unverified.
-    let build_id = build_id_of(&module).expect("read build id");
-    let module = module.to_str().expect("utf-8 path").to_owned();
-    let offset = format!("{offset:#x}");
+    let build_id = build_id_of(Path::new(&module)).expect("read build id");
     let mut s = Symbolizer::new();
     let frame = FrameRef {
         module: Some(&module),
@@ -85,10 +56,7 @@ fn symbolizes_a_function_of_this_executable() {
 
 #[test]
 fn refuses_a_mismatched_build_id() {
-    let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
-    let module = module.to_str().expect("utf-8 path").to_owned();
-    let offset = format!("{offset:#x}");
+    let (module, offset) = frame_of_me();
     let mut s = Symbolizer::new();
     let frame = FrameRef {
         module: Some(&module),
@@ -111,11 +79,8 @@ fn refuses_a_mismatched_build_id() {
 
 #[test]
 fn binary_override_replaces_the_executable_only() {
-    let addr = symbolize_me_please as *const () as usize as u64;
-    let (module, offset) = module_and_offset(addr).expect("the function is in a mapped file");
-    let module = module.to_str().expect("utf-8 path").to_owned();
-    let build_id = build_id_of(std::path::Path::new(&module)).expect("read build id");
-    let offset = format!("{offset:#x}");
+    let (module, offset) = frame_of_me();
+    let build_id = build_id_of(Path::new(&module)).expect("read build id");
     // Pointing the override at the real file under a different recorded path still works.
     let mut s =
         Symbolizer::new().with_binary(Some("/recorded/elsewhere/app"), PathBuf::from(&module));

@@ -3,39 +3,27 @@
 //! (`start_thread`, `clone3`), a stripped binary finds its debug file by build id or by
 //! `.gnu_debuglink`, and an address no symbol covers gets no name instead of a wrong one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{module_and_offset, temp_dir};
 use crashguard_cli::debuginfo::find_debug_file;
 use crashguard_cli::symbolize::{FrameRef, Location, Symbolizer, build_id_of};
-use object::{Object, ObjectSegment};
 
-/// The module containing `addr` and the address's offset from the module's load bias.
-fn module_and_offset(addr: u64) -> Option<(PathBuf, u64)> {
-    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
-    for line in maps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [range, _, offset, _, _, path] = f.as_slice() else {
-            continue;
-        };
-        let (start, end) = range.split_once('-')?;
-        let start = u64::from_str_radix(start, 16).ok()?;
-        let end = u64::from_str_radix(end, 16).ok()?;
-        if !(start..end).contains(&addr) {
-            continue;
-        }
-        let file_off = addr - start + u64::from_str_radix(offset, 16).ok()?;
-        let data = std::fs::read(path).ok()?;
-        let obj = object::File::parse(&*data).ok()?;
-        for seg in obj.segments() {
-            let (off, size) = seg.file_range();
-            if (off..off + size).contains(&file_off) {
-                return Some((PathBuf::from(path), seg.address() + (file_off - off)));
-            }
-        }
-        return None;
-    }
-    None
+/// The return addresses on a fresh thread's stack, down to libc's thread start-up.
+fn thread_ips() -> Vec<u64> {
+    std::thread::spawn(|| {
+        let mut ips = Vec::new();
+        backtrace::trace(|f| {
+            ips.push(f.ip() as u64);
+            true
+        });
+        ips
+    })
+    .join()
+    .expect("thread")
 }
 
 /// GNU addr2line's function name for `probe` in `module` (`??` when it has none).
@@ -80,16 +68,7 @@ fn outer_name(locations: &[Location]) -> Option<&str> {
 fn libc_frames_are_named_as_gnu_addr2line_names_them() {
     // A thread's outermost frames are libc's thread start-up: start_thread and clone3 (or
     // clone), both static in a stripped libc.
-    let ips = std::thread::spawn(|| {
-        let mut ips = Vec::new();
-        backtrace::trace(|f| {
-            ips.push(f.ip() as u64);
-            true
-        });
-        ips
-    })
-    .join()
-    .expect("thread");
+    let ips = thread_ips();
     let mut s = Symbolizer::new();
     let mut compared = Vec::new();
     for ip in ips {
@@ -151,13 +130,6 @@ fn objcopy(args: &[&str]) {
     assert!(out.status.success(), "objcopy {args:?}: {out:?}");
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("crashguard-dbg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
 #[test]
 fn a_stripped_binary_finds_its_debug_file_by_build_id_and_by_debuglink() {
     let addr = find_me_in_a_debug_file as *const () as usize as u64;
@@ -165,7 +137,7 @@ fn a_stripped_binary_finds_its_debug_file_by_build_id_and_by_debuglink() {
     let build_id = build_id_of(&exe)
         .expect("parse")
         .expect("the test binary has a build id");
-    let dir = scratch("split");
+    let dir = temp_dir("dbg-split");
     let s = |p: &Path| p.to_str().expect("utf-8").to_owned();
 
     // The debug information, split off as distributions do.
@@ -228,7 +200,6 @@ fn a_stripped_binary_finds_its_debug_file_by_build_id_and_by_debuglink() {
     let mut s3 = Symbolizer::new().with_debug_dirs(vec![dir.join("nowhere")]);
     let loc = symbolize(&mut s3, &linked, offset, Some(&build_id));
     assert!(loc.iter().all(|l| l.file.is_none()), "{loc:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -238,16 +209,7 @@ fn library_frames_are_named_from_symbols_unless_library_lines_are_asked_for() {
         .expect("libc");
     let id = build_id_of(&libc).ok().flatten();
     let debug_file = find_debug_file(&libc, id.as_deref(), &[PathBuf::from("/usr/lib/debug")]);
-    let ips = std::thread::spawn(|| {
-        let mut ips = Vec::new();
-        backtrace::trace(|f| {
-            ips.push(f.ip() as u64);
-            true
-        });
-        ips
-    })
-    .join()
-    .expect("thread");
+    let ips = thread_ips();
     let probes: Vec<(PathBuf, u64)> = ips
         .into_iter()
         .filter_map(module_and_offset)

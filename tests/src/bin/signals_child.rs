@@ -44,19 +44,26 @@ fn main() -> ExitCode {
     ExitCode::from(3)
 }
 
+/// Opens and arms a black box for [`APP`] in `dir` (with a copy of the crashed stack unless
+/// `keep_stack` is false) and leaves the breadcrumb every record of this child starts with.
+fn arm(dir: &Path, keep_stack: bool) -> &'static BlackBox {
+    let mut options = Options {
+        ring_capacity: 64,
+        ..Options::new(APP)
+    };
+    if !keep_stack {
+        options.stack_capacity = 0;
+    }
+    let opened = crashguard_blackbox::open(dir, &options).expect("open black box");
+    let bb = opened.blackbox.arm().expect("arm");
+    bb.breadcrumb("child armed");
+    bb
+}
+
 /// Arms a black box for [`APP`] in `dir` and installs the handlers with `config` for the rest
 /// of the (short) life of the child.
 fn setup(dir: &Path, config: FatalConfig) -> &'static BlackBox {
-    let opened = crashguard_blackbox::open(
-        dir,
-        &Options {
-            ring_capacity: 64,
-            ..Options::new(APP)
-        },
-    )
-    .expect("open black box");
-    let bb = opened.blackbox.arm().expect("arm");
-    bb.breadcrumb("child armed");
+    let bb = arm(dir, true);
     std::mem::forget(FatalHandlers::install(config).expect("install handlers"));
     bb
 }
@@ -367,17 +374,7 @@ fn run(dir: &Path, scenario: &str) {
         "no-stack-copy" => {
             // A black box that keeps no stack copy (`stack_capacity` 0): the unwinder must still
             // read the live stack within the thread's bounds, so the backtrace stays whole.
-            let opened = crashguard_blackbox::open(
-                dir,
-                &Options {
-                    ring_capacity: 64,
-                    stack_capacity: 0,
-                    ..Options::new(APP)
-                },
-            )
-            .expect("open black box");
-            let bb = opened.blackbox.arm().expect("arm");
-            bb.breadcrumb("child armed");
+            arm(dir, false);
             std::mem::forget(FatalHandlers::install(FatalConfig::new()).expect("install"));
             crash_null_write();
         }
@@ -534,16 +531,7 @@ fn run(dir: &Path, scenario: &str) {
 
 /// Like [`setup`], but hands the handlers back so the scenario can drop them.
 fn setup_owned(dir: &Path) -> (&'static BlackBox, FatalHandlers) {
-    let opened = crashguard_blackbox::open(
-        dir,
-        &Options {
-            ring_capacity: 64,
-            ..Options::new(APP)
-        },
-    )
-    .expect("open black box");
-    let bb = opened.blackbox.arm().expect("arm");
-    bb.breadcrumb("child armed");
+    let bb = arm(dir, true);
     (
         bb,
         FatalHandlers::install(FatalConfig::new()).expect("install"),

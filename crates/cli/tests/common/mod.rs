@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use object::{Object, ObjectSegment};
+
 use crashguard_blackbox::layout::{self, End, Heartbeat};
 use crashguard_blackbox::{BlackBox, Options, Report, Retention, decode, open, write_report};
 
@@ -116,4 +118,34 @@ pub fn assert_status(o: &Output, code: i32) {
         "stdout:\n{}\nstderr:\n{err}",
         stdout(o)
     );
+}
+
+/// The module containing `addr` (an address in this process) and the address's offset from the
+/// module's load bias, found the way a debugger would: the mapping from /proc/self/maps gives
+/// the file offset, and the ELF segment holding that file offset gives the link-time address.
+pub fn module_and_offset(addr: u64) -> Option<(PathBuf, u64)> {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    for line in maps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [range, _, offset, _, _, path] = f.as_slice() else {
+            continue;
+        };
+        let (start, end) = range.split_once('-')?;
+        let start = u64::from_str_radix(start, 16).ok()?;
+        let end = u64::from_str_radix(end, 16).ok()?;
+        if !(start..end).contains(&addr) {
+            continue;
+        }
+        let file_off = addr - start + u64::from_str_radix(offset, 16).ok()?;
+        let data = std::fs::read(path).ok()?;
+        let obj = object::File::parse(&*data).ok()?;
+        for seg in obj.segments() {
+            let (off, size) = seg.file_range();
+            if (off..off + size).contains(&file_off) {
+                return Some((PathBuf::from(path), seg.address() + (file_off - off)));
+            }
+        }
+        return None;
+    }
+    None
 }
