@@ -180,8 +180,14 @@ fn eight_faults_among_sleepers() {
             .name(format!("sleeper-{i}"))
             .spawn(|| std::thread::sleep(std::time::Duration::from_secs(3600)));
     }
-    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let racers: Vec<_> = (0..8)
+    race_to_fault(0..=7);
+}
+
+/// Threads named `racer-<n>` for each `n` of `numbers` fault at the same moment (a barrier
+/// releases them together); the caller waits for them.
+fn race_to_fault(numbers: std::ops::RangeInclusive<u32>) {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(numbers.clone().count()));
+    let racers: Vec<_> = numbers
         .map(|n| {
             let start = std::sync::Arc::clone(&start);
             std::thread::Builder::new()
@@ -396,22 +402,7 @@ fn crash_stack_overflow(depth: u64) -> u64 {
 
 /// Two threads fault at the same moment; the first crash must win the black box.
 fn crash_on_two_threads_at_once() {
-    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
-    let racers: Vec<_> = (1..=2)
-        .map(|n| {
-            let start = std::sync::Arc::clone(&start);
-            std::thread::Builder::new()
-                .name(format!("racer-{n}"))
-                .spawn(move || {
-                    start.wait();
-                    crash_null_write();
-                })
-                .expect("spawn a racer")
-        })
-        .collect();
-    for r in racers {
-        let _ = r.join();
-    }
+    race_to_fault(1..=2);
 }
 
 fn overflow_on_std_thread() {

@@ -314,15 +314,7 @@ fn run(dir: &Path, scenario: &str) {
             setup(dir, FatalConfig::new().enricher(&Faulting));
             crash_null_write();
         }
-        "handler-hang" => {
-            setup(
-                dir,
-                FatalConfig::new()
-                    .watchdog_timeout(Duration::from_millis(200))
-                    .enricher(&Hanging),
-            );
-            crash_null_write();
-        }
+        "handler-hang" => crash_with_a_hanging_handler(dir),
         "handler-hang-trap-blocked" => {
             // The only thread blocks SIGTRAP, the watchdog timer's signal: the handler must
             // unblock it for itself, or nothing could ever take the expiry.
@@ -334,13 +326,7 @@ fn run(dir: &Path, scenario: &str) {
                 libc::sigaddset(&mut set, libc::SIGTRAP);
                 libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
             }
-            setup(
-                dir,
-                FatalConfig::new()
-                    .watchdog_timeout(Duration::from_millis(200))
-                    .enricher(&Hanging),
-            );
-            crash_null_write();
+            crash_with_a_hanging_handler(dir);
         }
         "forked-child-handler-hang" => {
             // A child made by fork has no share in the parent's watchdog timer; its handler
@@ -527,6 +513,18 @@ fn run(dir: &Path, scenario: &str) {
             std::process::exit(64);
         }
     }
+}
+
+/// Installs the handlers with an enricher that never returns and a 200 ms watchdog, then
+/// faults: the watchdog has to end the process.
+fn crash_with_a_hanging_handler(dir: &Path) {
+    setup(
+        dir,
+        FatalConfig::new()
+            .watchdog_timeout(Duration::from_millis(200))
+            .enricher(&Hanging),
+    );
+    crash_null_write();
 }
 
 /// Like [`setup`], but hands the handlers back so the scenario can drop them.
