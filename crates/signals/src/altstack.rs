@@ -107,6 +107,25 @@ std::thread_local! {
 /// .unwrap();
 /// ```
 pub fn prepare_current() -> Result<(), Error> {
+    prepare(0)
+}
+
+/// The top of the installing thread's alternate stack backed with memory at install: where
+/// the kernel writes its signal frame (up to `AT_MINSIGSTKSZ`, 3.4 KiB with AVX-512) and the
+/// handler runs until it switches to the recording stack.
+const INSTALLER_PREFAULTED: usize = 8 * 1024;
+
+/// [`prepare_current`] for the thread that installs the fatal handlers (usually the main
+/// thread): when it maps a new alternate stack, the top [`INSTALLER_PREFAULTED`] bytes are
+/// backed at once, so that a crash on this thread takes no page fault while the kernel
+/// delivers the signal (two faults, 2–3 µs, measured in `docs/performance/signals.md`). Other
+/// threads' alternate stacks are backed when first used: 8 KiB per thread is not spent ahead.
+pub(crate) fn prepare_installing_thread() -> Result<(), Error> {
+    prepare(INSTALLER_PREFAULTED)
+}
+
+/// [`prepare_current`], backing the top `prefault` bytes of a newly mapped alternate stack.
+fn prepare(prefault: usize) -> Result<(), Error> {
     let tid = assafe::gettid();
     let is_main = tid == sys::getpid();
     let required = required_size();
@@ -140,6 +159,8 @@ pub fn prepare_current() -> Result<(), Error> {
         sys::unmap(map, required + guard);
         return Err(Error::AltStack(e));
     }
+    // A fresh mapping of `required` bytes that no signal is running on yet.
+    sys::prefault(stack + required, prefault.min(required));
     if is_main {
         // Deliberately kept for the life of the process, like std does for the main thread.
         return Ok(());

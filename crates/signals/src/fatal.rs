@@ -215,7 +215,7 @@ impl FatalHandlers {
         sys::prefault(crash_stack_top, state::CRASH_STACK_PREFAULTED);
         let mut name = [0u8; 16];
         let _ = assafe::current_thread_name(&mut name);
-        altstack::prepare_current()?;
+        altstack::prepare_installing_thread()?;
         let watchdog = self
             .watchdog
             .insert(Watchdog::start().map_err(Error::Watchdog)?);
@@ -276,8 +276,17 @@ impl FatalHandlers {
     }
 
     /// Bytes of unwind tables (`.eh_frame_hdr` and `.eh_frame` of every loaded object) copied at
-    /// install for the handler's unwinder: its memory cost.
+    /// install for the handler's unwinder: its memory cost. The tables of the executable and of
+    /// the shared objects it depends on are not copied but read where the loader mapped them
+    /// (see `docs/unwinding.md`); [`FatalHandlers::unwind_tables_known`] counts all of them.
     pub fn unwind_table_bytes(&self) -> usize {
+        self.state
+            .unwinder
+            .map_or(0, unwind::Prepared::copied_bytes)
+    }
+
+    /// Bytes of unwind tables the handler's unwinder knows, copied or not.
+    pub fn unwind_tables_known(&self) -> usize {
         self.state.unwinder.map_or(0, unwind::Prepared::table_bytes)
     }
 
@@ -373,10 +382,13 @@ mod tests {
         let before = sys::query_action(libc::SIGSEGV).expect("query");
         let h = FatalHandlers::install(FatalConfig::new()).expect("install");
         let during = sys::query_action(libc::SIGSEGV).expect("query");
-        // The unwinder has the tables of this executable and libc at least.
-        let tables = h.unwind_table_bytes();
-        println!("unwind tables copied at install: {tables} bytes");
+        // The unwinder has the tables of this executable and libc at least, and copies none of
+        // them: they stay mapped for the life of the process.
+        let tables = h.unwind_tables_known();
+        let copied = h.unwind_table_bytes();
+        println!("unwind tables: {tables} bytes, of which copied at install: {copied} bytes");
         assert!(tables > 1024, "{tables} bytes of unwind tables");
+        assert!(copied < tables / 4, "{copied} of {tables} bytes copied");
         assert_ne!(sys::handler_address(&during), sys::handler_address(&before));
         assert!(during.sa_flags & libc::SA_ONSTACK != 0);
         assert!(during.sa_flags & libc::SA_SIGINFO != 0);

@@ -249,8 +249,45 @@ pub(crate) fn unmap(base: usize, len: usize) {
     unsafe { libc::munmap(base as *mut c_void, len) };
 }
 
-/// A loaded object's address range and a copy of its unwind tables, taken at install for the
-/// handler's unwinder. One type for every platform; only Linux fills it.
+/// A loaded object's unwind table bytes: used where the loader mapped them, for an object
+/// that is never unmapped, or a copy taken at install for any other.
+#[derive(Debug)]
+pub(crate) enum TableBytes {
+    /// The bytes in the object's own mapping, which lasts as long as the process.
+    InPlace(&'static [u8]),
+    /// A copy on the heap, never freed while a handler may read it.
+    Copied(Vec<u8>),
+}
+
+impl core::ops::Deref for TableBytes {
+    type Target = [u8];
+
+    /// Async-signal-safe.
+    fn deref(&self) -> &[u8] {
+        match self {
+            TableBytes::InPlace(bytes) => bytes,
+            TableBytes::Copied(bytes) => bytes,
+        }
+    }
+}
+
+impl Default for TableBytes {
+    /// No bytes (framehop's section description asks for a default for the sections it is
+    /// not given).
+    fn default() -> TableBytes {
+        TableBytes::Copied(Vec::new())
+    }
+}
+
+impl TableBytes {
+    /// Whether these bytes are a copy (memory of their own).
+    pub(crate) fn is_copy(&self) -> bool {
+        matches!(self, TableBytes::Copied(_))
+    }
+}
+
+/// A loaded object's address range and its unwind tables, found at install for the handler's
+/// unwinder. One type for every platform; only Linux fills it.
 #[derive(Debug)]
 pub(crate) struct UnwindModule {
     /// The object's path as the loader names it (empty for the executable).
@@ -261,10 +298,10 @@ pub(crate) struct UnwindModule {
     /// The load bias (`dlpi_addr`): an address in the file is `address - bias`.
     pub(crate) bias: u64,
     /// `.eh_frame_hdr` (the `PT_GNU_EH_FRAME` segment) and its file address.
-    pub(crate) eh_frame_hdr: Vec<u8>,
+    pub(crate) eh_frame_hdr: TableBytes,
     pub(crate) eh_frame_hdr_svma: u64,
     /// `.eh_frame`, from where `.eh_frame_hdr` says it starts to the end of the `PT_LOAD`
     /// segment holding it (its exact size is not in the program headers), and its file address.
-    pub(crate) eh_frame: Vec<u8>,
+    pub(crate) eh_frame: TableBytes,
     pub(crate) eh_frame_svma: u64,
 }

@@ -78,6 +78,38 @@ pub(crate) fn current_stack_bounds() -> Option<(usize, usize, usize)> {
     Some((low, low.saturating_add(size), guard))
 }
 
+/// Calls `f` with the calling thread's registers as `getcontext` saw them in this function: the
+/// program counter is the return address of that call, the stack and frame pointers are this
+/// function's, and this function's frame stays live (below it only `f`'s frames are made) while
+/// `f` runs, so `f` may unwind from those registers through this frame and its callers. `None`
+/// when the registers could not be read.
+///
+/// Not async-signal-safe (install time only): it is used to unwind the installing thread's own
+/// stack once, which warms the unwinder's cache (`unwind.rs`).
+#[cfg(target_env = "gnu")]
+#[inline(never)]
+pub(crate) fn with_current_registers<R>(f: impl FnOnce(&super::Registers) -> R) -> Option<R> {
+    let mut regs = super::Registers::EMPTY;
+    // SAFETY: all-zero bytes are a valid ucontext_t (integers and null pointers).
+    let mut uc: libc::ucontext_t = unsafe { mem::zeroed() };
+    // SAFETY: `uc` is a valid out-pointer. getcontext returns once here; nothing ever resumes
+    // this context (no setcontext), so it cannot return a second time.
+    if unsafe { libc::getcontext(&mut uc) } != 0 {
+        return None;
+    }
+    arch_registers(&uc, &mut regs);
+    if regs.pc == 0 || regs.sp == 0 {
+        return None;
+    }
+    Some(f(&regs))
+}
+
+/// Without glibc's `getcontext` the calling thread's registers are not read.
+#[cfg(not(target_env = "gnu"))]
+pub(crate) fn with_current_registers<R>(_f: impl FnOnce(&super::Registers) -> R) -> Option<R> {
+    None
+}
+
 /// Fills `out` with the interrupted context's registers; leaves it empty (`ARCH_NONE`) for a
 /// null context or an architecture this crate does not decode.
 ///
@@ -380,106 +412,4 @@ pub(crate) fn send_alarm(tid: u32, cookie: u64) -> bool {
         )
     };
     rc == 0
-}
-
-/// Every loaded object with DWARF unwind tables (`PT_GNU_EH_FRAME`), tables copied: the copies
-/// stay valid whatever is unloaded later, and the handler never reads a module's memory.
-/// Not async-signal-safe (the loader's lock, allocation): called at install.
-pub(crate) fn unwind_modules() -> Vec<super::UnwindModule> {
-    unsafe extern "C" fn callback(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: `data` is the Vec passed to dl_iterate_phdr below, alive for the call; the
-        // loader passes a valid info structure for the duration of the callback.
-        let (out, info) = unsafe { (&mut *data.cast::<Vec<super::UnwindModule>>(), &*info) };
-        // `dlpi_addr` is 32 bits wide on 32-bit targets.
-        #[allow(clippy::unnecessary_cast)]
-        let bias = info.dlpi_addr as u64;
-        // SAFETY: dlpi_phdr points to dlpi_phnum program headers.
-        let phdrs =
-            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
-        let loads = || phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
-        let start = loads().map(|p| bias + p.p_vaddr).min().unwrap_or(0);
-        let end = loads()
-            .map(|p| bias + p.p_vaddr + p.p_memsz)
-            .max()
-            .unwrap_or(0);
-        let Some(hdr) = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME) else {
-            return 0;
-        };
-        if start >= end || hdr.p_memsz < 8 {
-            return 0;
-        }
-        // SAFETY: a PT_GNU_EH_FRAME segment of a loaded object is mapped at bias + p_vaddr.
-        let hdr_bytes = unsafe {
-            core::slice::from_raw_parts((bias + hdr.p_vaddr) as *const u8, hdr.p_memsz as usize)
-        };
-        let Some(eh_frame_svma) = eh_frame_address(hdr_bytes, hdr.p_vaddr) else {
-            return 0;
-        };
-        let Some(segment) =
-            loads().find(|p| (p.p_vaddr..p.p_vaddr + p.p_filesz).contains(&eh_frame_svma))
-        else {
-            return 0;
-        };
-        let len = (segment.p_vaddr + segment.p_filesz - eh_frame_svma) as usize;
-        // SAFETY: `[eh_frame_svma, segment end)` lies inside a loaded, file-backed PT_LOAD
-        // segment, mapped at bias + its address.
-        let eh_frame =
-            unsafe { core::slice::from_raw_parts((bias + eh_frame_svma) as *const u8, len) };
-        let name = if info.dlpi_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: dlpi_name is a NUL-terminated string owned by the loader.
-            unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        out.push(super::UnwindModule {
-            name,
-            start,
-            end,
-            bias,
-            eh_frame_hdr: hdr_bytes.to_vec(),
-            eh_frame_hdr_svma: hdr.p_vaddr,
-            eh_frame: eh_frame.to_vec(),
-            eh_frame_svma,
-        });
-        0
-    }
-    let mut out: Vec<super::UnwindModule> = Vec::new();
-    // SAFETY: the callback only touches `out` and the loader-provided info.
-    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut out).cast()) };
-    out
-}
-
-/// The file address of `.eh_frame` from an `.eh_frame_hdr` at file address `hdr_svma`: its
-/// `eh_frame_ptr`, in the common encodings (pc-relative or absolute, 4 or 8 bytes).
-fn eh_frame_address(hdr: &[u8], hdr_svma: u64) -> Option<u64> {
-    const DW_EH_PE_ABSPTR: u8 = 0x00;
-    const DW_EH_PE_UDATA4: u8 = 0x03;
-    const DW_EH_PE_SDATA4: u8 = 0x0b;
-    const DW_EH_PE_UDATA8: u8 = 0x04;
-    const DW_EH_PE_SDATA8: u8 = 0x0c;
-    const DW_EH_PE_PCREL: u8 = 0x10;
-    let (&version, &enc) = (hdr.first()?, hdr.get(1)?);
-    if version != 1 {
-        return None;
-    }
-    let field = hdr.get(4..)?;
-    let four = |b: &[u8]| -> Option<[u8; 4]> { b.get(..4)?.try_into().ok() };
-    let eight = |b: &[u8]| -> Option<[u8; 8]> { b.get(..8)?.try_into().ok() };
-    let value: i64 = match enc & 0x0f {
-        DW_EH_PE_UDATA4 => i64::from(u32::from_ne_bytes(four(field)?)),
-        DW_EH_PE_SDATA4 => i64::from(i32::from_ne_bytes(four(field)?)),
-        DW_EH_PE_ABSPTR | DW_EH_PE_UDATA8 | DW_EH_PE_SDATA8 => i64::from_ne_bytes(eight(field)?),
-        _ => return None,
-    };
-    match enc & 0x70 {
-        0 => Some(value as u64),
-        DW_EH_PE_PCREL => Some((hdr_svma + 4).wrapping_add(value as u64)),
-        _ => None,
-    }
 }

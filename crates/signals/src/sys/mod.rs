@@ -26,6 +26,11 @@ compile_error!("crashguard-signals supports unix targets only");
 mod common;
 pub(crate) use common::*;
 
+#[cfg(target_os = "linux")]
+mod unwind_tables;
+#[cfg(target_os = "linux")]
+pub(crate) use unwind_tables::unwind_modules;
+
 mod stack_switch;
 pub(crate) use stack_switch::call_on_stack;
 

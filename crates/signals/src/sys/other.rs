@@ -48,6 +48,11 @@ pub(crate) fn current_stack_bounds() -> Option<(usize, usize, usize)> {
     None
 }
 
+/// The calling thread's registers are not read on this platform.
+pub(crate) fn with_current_registers<R>(_f: impl FnOnce(&super::Registers) -> R) -> Option<R> {
+    None
+}
+
 /// The interrupted context is not decoded on this platform.
 ///
 /// Async-signal-safe.
