@@ -6,6 +6,9 @@
 //!   captured the same frames (its equivalent of a complete record; it writes no file).
 //! - `crash_to_reaped`: from that same instant to the parent's `wait` returning, for a bare
 //!   process, the crashguard handler, and the `crash-handler` crate capturing the same frames.
+//! - `crashguard_synced` (paired rounds only): crashguard with its black box written back
+//!   (`fdatasync`) just before the fault, as the kernel's writeback leaves it in a process that
+//!   has run for a while: the handler's first store into each page of the box faults.
 //!
 //! Run with `cargo bench -p crashguard-signals --bench crash -- --warm-up-time 1
 //! --measurement-time 3`. `CRASHGUARD_BENCH_PAIRED_ONLY=1` skips criterion's sequential groups
@@ -74,7 +77,7 @@ fn child(mode: &str) {
             let config = crashguard_signals::FatalConfig::new().summary_to_stderr(false);
             std::mem::forget(crashguard_signals::FatalHandlers::install(config).expect("install"));
         }
-        "crashguard" => {
+        "crashguard" | "crashguard_synced" => {
             let dir = PathBuf::from(std::env::var_os(DIR_ENV).expect("dir"));
             let opts = crashguard_blackbox::Options {
                 app: "bench".into(),
@@ -89,6 +92,14 @@ fn child(mode: &str) {
             bb.breadcrumb("bench child");
             let config = crashguard_signals::FatalConfig::new().summary_to_stderr(false);
             std::mem::forget(crashguard_signals::FatalHandlers::install(config).expect("install"));
+            if mode == "crashguard_synced" {
+                // What the kernel's writeback does to a long-running process's black box every
+                // half minute: the dirty pages are written and write-protected again, so the
+                // handler's first store into each one faults into the file system.
+                std::fs::File::open(dir.join("blackbox").join("bench.0.box"))
+                    .and_then(|f| f.sync_data())
+                    .expect("sync the black box");
+            }
         }
         "crash_handler" => {
             // SAFETY: the closure only stores integers into a static buffer owned by the
@@ -207,24 +218,31 @@ fn benches(c: &mut Criterion, dir: &Path) {
 /// interleaved, round after round, and prints medians of the same rounds, which is what the
 /// ratios in `docs/performance/signals.md` come from.
 fn paired(dir: &Path, rounds: usize) {
-    const MODES: [&str; 5] = [
+    const MODES: [&str; 6] = [
         "bare",
         "bare_threaded",
         "crashguard",
         "crash_handler",
         "crashguard_nobox",
+        "crashguard_synced",
     ];
     let mut samples: Vec<Vec<u64>> = vec![Vec::with_capacity(rounds); MODES.len()];
     let mut record = Vec::with_capacity(rounds);
+    let mut record_synced = Vec::with_capacity(rounds);
     let mut callback = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         for (i, mode) in MODES.iter().enumerate() {
             let (t0, reaped, t1) = crash_once(mode, dir);
             samples[i].push(reaped.saturating_sub(t0));
-            if *mode == "crashguard" {
+            if *mode == "crashguard" || *mode == "crashguard_synced" {
                 let (ended, frames) = recorded_end(dir);
                 assert!(frames >= 32, "only {frames} frames");
-                record.push(ended.saturating_sub(t0));
+                let into = if *mode == "crashguard" {
+                    &mut record
+                } else {
+                    &mut record_synced
+                };
+                into.push(ended.saturating_sub(t0));
             }
             if let (true, Some(t1)) = (*mode == "crash_handler", t1) {
                 callback.push(t1.saturating_sub(t0));
@@ -252,6 +270,12 @@ fn paired(dir: &Path, rounds: usize) {
         "  fault_to_record/crashguard     {:>8.1} / {:>8.1}",
         r as f64 / 1e3,
         p90(&record) as f64 / 1e3
+    );
+    let rs = median(&mut record_synced);
+    println!(
+        "  fault_to_record/crashguard_synced {:>5.1} / {:>8.1}",
+        rs as f64 / 1e3,
+        p90(&record_synced) as f64 / 1e3
     );
     if !callback.is_empty() {
         let c = median(&mut callback);
